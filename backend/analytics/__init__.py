@@ -1,0 +1,1 @@
+"""Where telemetry comes from (data sources) and what is reported on it (reports)."""

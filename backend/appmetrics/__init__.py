@@ -1,0 +1,1 @@
+"""Monitored applications and the metric points they report."""

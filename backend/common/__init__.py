@@ -1,0 +1,1 @@
+"""What every resource shares: the tracked model, versioned viewset, filters, paging, auth."""

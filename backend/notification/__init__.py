@@ -1,0 +1,1 @@
+"""Delivery channels, alert rules and the alerts they fire."""

@@ -1,0 +1,1 @@
+"""Dashboard templates and the dashboards built from them."""

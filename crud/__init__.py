@@ -1,0 +1,1 @@
+"""CRUD for the platform's entities: validated, audited, forwarded to the backend."""

@@ -1,0 +1,96 @@
+"""The `/crud` request envelope and its rules, checked before the backend is called."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ENTITY_TYPE_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_-]*$"
+FIELD_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+MAX_PAGE_SIZE = 1000
+
+
+class Operation(enum.StrEnum):
+    CREATE = "create"
+    READ = "read"
+    UPDATE = "update"
+    DELETE = "delete"
+    LIST = "list"
+
+
+class FilterOperator(enum.StrEnum):
+    EQ = "eq"
+    NE = "ne"
+    GT = "gt"
+    GTE = "gte"
+    LT = "lt"
+    LTE = "lte"
+    CONTAINS = "contains"
+    STARTS_WITH = "starts_with"
+    ENDS_WITH = "ends_with"
+    IN = "in"
+    NOT_IN = "not_in"
+    IS_NULL = "is_null"
+
+
+class SortOrder(enum.StrEnum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+Scalar = str | int | float | bool | None
+
+
+class Filter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = Field(pattern=FIELD_PATTERN, max_length=100)
+    operator: FilterOperator = FilterOperator.EQ
+    value: Scalar | list[Scalar] = None
+
+    @model_validator(mode="after")
+    def _value_fits_operator(self) -> Filter:
+        wants_list = self.operator in (FilterOperator.IN, FilterOperator.NOT_IN)
+        if wants_list and not isinstance(self.value, list):
+            raise ValueError(f"operator {self.operator.value} needs a list value")
+        if not wants_list and isinstance(self.value, list):
+            raise ValueError(f"operator {self.operator.value} needs a single value")
+        if self.operator is FilterOperator.IS_NULL and not isinstance(self.value, bool):
+            raise ValueError("operator is_null needs true or false")
+        return self
+
+
+class Sort(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = Field(pattern=FIELD_PATTERN, max_length=100)
+    order: SortOrder = SortOrder.ASC
+
+
+class CrudRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    operation: Operation
+    entity_type: str = Field(pattern=ENTITY_TYPE_PATTERN, max_length=100)
+    entity_id: str | None = Field(None, min_length=1, max_length=100)
+    data: dict[str, Any] | None = None
+    filters: list[Filter] = Field(default_factory=list, max_length=50)
+    sort: list[Sort] = Field(default_factory=list, max_length=10)
+    page: int = Field(1, ge=1)
+    page_size: int = Field(50, ge=1, le=MAX_PAGE_SIZE)
+    version: int | None = Field(None, ge=1)
+    include_inactive: bool = False
+
+    @model_validator(mode="after")
+    def _fields_fit_operation(self) -> CrudRequest:
+        needs_id = self.operation in (Operation.READ, Operation.UPDATE, Operation.DELETE)
+        if needs_id and self.entity_id is None:
+            raise ValueError(f"entity_id is required for {self.operation.value}")
+        if self.operation is Operation.CREATE and self.entity_id is not None:
+            raise ValueError("entity_id must not be given for create")
+        needs_data = self.operation in (Operation.CREATE, Operation.UPDATE)
+        if needs_data and not self.data:
+            raise ValueError(f"data is required for {self.operation.value}")
+        return self

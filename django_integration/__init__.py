@@ -1,0 +1,1 @@
+"""How the middleware reaches the Django backend and its own database."""

@@ -1,0 +1,98 @@
+"""The one place where transport errors and backend statuses become our errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from .exceptions import (
+    BackendError,
+    BackendFailed,
+    BackendRejected,
+    BackendTimeout,
+    BackendUnavailable,
+    VersionConflict,
+)
+
+# A refused connection usually means a restart; a second is a fair first wait.
+UNAVAILABLE_RETRY_AFTER = 1.0
+
+
+def from_transport_error(exc: httpx.TransportError) -> BackendError:
+    if isinstance(exc, httpx.TimeoutException):
+        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+            return BackendUnavailable(
+                f"The backend did not accept a connection in time ({type(exc).__name__}).",
+                UNAVAILABLE_RETRY_AFTER,
+            )
+        return BackendTimeout("The backend did not answer within the read timeout.")
+    if isinstance(exc, httpx.ConnectError | httpx.RemoteProtocolError | httpx.ReadError):
+        return BackendUnavailable(
+            f"The backend is unreachable ({type(exc).__name__}).", UNAVAILABLE_RETRY_AFTER
+        )
+    return BackendFailed(f"The call to the backend failed ({type(exc).__name__}).")
+
+
+def from_response(response: httpx.Response) -> BackendError:
+    """Translate a non-2xx answer; the caller decides which statuses are errors."""
+    status = response.status_code
+    body = _json_or_none(response)
+    if status >= 500:
+        return BackendFailed(f"The backend failed with status {status}.")
+    if status in (401, 403):
+        # The caller did nothing wrong: our service token was refused.
+        return BackendFailed("The backend refused the middleware's service token.")
+    if status == 412:
+        current = body.get("current_version") if isinstance(body, dict) else None
+        return VersionConflict("The entity was changed since that version.", current)
+    if status == 400:
+        return BackendRejected(
+            422, "The backend rejected the data.", errors=field_errors(body), body=body
+        )
+    if status == 429:
+        retry_after = _retry_after_seconds(response) or UNAVAILABLE_RETRY_AFTER
+        return BackendUnavailable("The backend is rate limiting the middleware.", retry_after)
+    return BackendRejected(status, _detail(body, status), body=body)
+
+
+def field_errors(body: Any) -> list[dict[str, Any]]:
+    """DRF's `{field: [messages]}` as `[{field, message}]`, nested fields dotted."""
+    errors: list[dict[str, Any]] = []
+    _collect_field_errors(body, "", errors)
+    return errors
+
+
+def _collect_field_errors(node: Any, prefix: str, errors: list[dict[str, Any]]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            field = "body" if key in ("non_field_errors", "detail") else str(key)
+            _collect_field_errors(value, f"{prefix}.{field}" if prefix else field, errors)
+    elif isinstance(node, list) and node and all(isinstance(item, str) for item in node):
+        errors.extend({"field": prefix or "body", "message": message} for message in node)
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            _collect_field_errors(item, f"{prefix}.{index}" if prefix else str(index), errors)
+    elif node is not None:
+        errors.append({"field": prefix or "body", "message": str(node)})
+
+
+def _detail(body: Any, status: int) -> str:
+    if isinstance(body, dict) and isinstance(body.get("detail"), str):
+        return body["detail"]
+    return f"The backend answered {status}."
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _retry_after_seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

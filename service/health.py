@@ -1,0 +1,62 @@
+"""Probes for orchestrators (`/health/*`) and for operators (`/django/health`)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from django_integration.exceptions import BackendError
+from service.problems import Problem
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health/live", summary="The process is up")
+async def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/health/ready", summary="The database and the pipeline can take work")
+async def ready(request: Request) -> dict[str, Any]:
+    state = request.app.state
+    database = await state.database.health()
+    pipeline_ready = bool(state.pipeline.ready)
+    checks = {"database": database, "pipeline": {"ok": pipeline_ready}}
+    reasons = [name for name, check in checks.items() if not check["ok"]]
+    if reasons:
+        raise Problem(
+            503,
+            "Not ready: " + ", ".join(f"{name} is not available" for name in reasons) + ".",
+            headers={"Retry-After": "5"},
+            extra={"checks": checks},
+        )
+    return {"status": "ok", "checks": checks}
+
+
+@router.get("/django/health", summary="Backend reachability, latency and breaker state")
+async def django_health(request: Request) -> dict[str, Any]:
+    state = request.app.state
+    client = state.backend_client
+    report: dict[str, Any] = {
+        "backend": "embedded" if state.settings.embedded_backend else client.base_url,
+        "breaker": client.breaker.snapshot(),
+        "retries": client.retries,
+        "entity_types": state.registry.entity_types,
+        "missing_apps": state.registry.missing_apps(),
+    }
+    started = time.perf_counter()
+    try:
+        await client.request("GET", "/api/health/")
+    except BackendError as error:
+        report.update(reachable=False, error=error.detail, breaker=client.breaker.snapshot())
+        raise Problem(
+            503,
+            f"The backend is not reachable: {error.detail}",
+            headers=error.headers,
+            extra=report,
+        ) from error
+    report.update(reachable=True, latency_ms=round((time.perf_counter() - started) * 1000, 2))
+    report["breaker"] = client.breaker.snapshot()
+    return report

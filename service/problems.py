@@ -1,0 +1,118 @@
+"""RFC 9457 problem details: the one shape every error of this service takes.
+
+Code anywhere in the service raises `Problem` (or a subclass); the handler
+installed by `install_problem_handlers` is the one place that turns it, and
+FastAPI's own validation and HTTP errors, into `application/problem+json`.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(Exception):
+    """An error the caller should see, with its HTTP status and details."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        title: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.title = title or HTTPStatus(status).phrase
+        self.errors = errors
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        if self.errors is not None:
+            body["errors"] = self.errors
+        body.update(self.extra)
+        return body
+
+
+def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
+    instance = request.url.path if request is not None else None
+    return JSONResponse(
+        problem.body(instance),
+        status_code=problem.status,
+        headers=problem.headers,
+        media_type=PROBLEM_MEDIA_TYPE,
+    )
+
+
+def field_errors_from_pydantic(errors: list[Any]) -> list[dict[str, Any]]:
+    """Pydantic's error list as `[{field, message}]`, the field a dotted path."""
+    translated = []
+    for error in errors:
+        location = [str(part) for part in error.get("loc", ()) if part != "body"]
+        translated.append(
+            {"field": ".".join(location) or "body", "message": error.get("msg", "invalid")}
+        )
+    return translated
+
+
+async def _handle_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Problem)
+    return problem_response(exc, request)
+
+
+async def _handle_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    raw = exc.errors()
+    if any(error.get("type") == "json_invalid" for error in raw):
+        problem = Problem(400, "The request body is not valid JSON.", title="Malformed JSON")
+    else:
+        problem = Problem(
+            422,
+            "The request failed validation.",
+            errors=field_errors_from_pydantic(list(raw)),
+        )
+    return problem_response(problem, request)
+
+
+async def _handle_http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    headers = dict(exc.headers) if exc.headers else None
+    return problem_response(Problem(exc.status_code, detail, headers=headers), request)
+
+
+async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # The cause goes to the log, never to the caller: no stack traces in bodies.
+    logging.getLogger(__name__).error(
+        "unhandled error on %s %s", request.method, request.url.path, exc_info=exc
+    )
+    problem = Problem(500, "The service failed to handle this request.")
+    return problem_response(problem, request)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Problem, _handle_problem)
+    app.add_exception_handler(RequestValidationError, _handle_validation)
+    app.add_exception_handler(StarletteHTTPException, _handle_http)
+    app.add_exception_handler(Exception, _handle_unexpected)

@@ -1,0 +1,169 @@
+"""The pipeline: owns every stage and the worker task that drains the queue through them.
+
+Points are acknowledged by the collector, then a single worker takes them in batches through
+processor -> enricher -> correlator -> analyzer. Each batch runs without yielding to the event
+loop, so readers never see a half-processed batch and the counters always add up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from service.settings import Settings
+from telemetry.analyzer import Analyzer
+from telemetry.backpressure import PointQueue
+from telemetry.collector import Collector
+from telemetry.correlator import Correlator
+from telemetry.enricher import Enricher
+from telemetry.processor import process
+from telemetry.sources import BackendSources, CachedRecords
+from telemetry.thresholds import ThresholdRules
+
+logger = logging.getLogger(__name__)
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, sources: BackendSources | None = None) -> None:
+        self._settings = settings
+        self.queue = PointQueue(settings.telemetry_queue_max_items)
+        self.collector = Collector(settings, self.queue)
+        self.collector.accepting = False
+
+        self._applications = self._cached(sources, "applications")
+        self._rules = self._cached(sources, "alert rules")
+        self.enricher = Enricher(self._applications)
+        self.correlator = Correlator(settings.telemetry_correlation_window_seconds)
+        self.analyzer = Analyzer(
+            ThresholdRules(self._rules), settings.telemetry_anomalies_per_series
+        )
+
+        self._wake = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._stopped = False
+        self.counters = dict.fromkeys(("processed", "batches", "failed_batches"), 0)
+
+    @property
+    def ready(self) -> bool:
+        return self._worker is not None and not self._worker.done()
+
+    async def start(self) -> None:
+        if self._worker is not None:
+            return
+        self._worker = asyncio.create_task(self._run(), name="telemetry-worker")
+        self.collector.accepting = True
+        logger.info("Telemetry pipeline started.")
+
+    async def stop(self, drain_timeout: float = 10.0) -> int:
+        """Refuse new points, drain the queue within the deadline; return the points left."""
+        if self._worker is None or self._stopped:
+            return self.queue.queued
+        self.collector.accepting = False
+        self._stopping = True
+        self._wake.set()
+
+        try:
+            await asyncio.wait_for(asyncio.shield(self._worker), drain_timeout)
+        except TimeoutError:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        self._stopped = True
+
+        left = self.queue.queued
+        if left:
+            logger.warning("Telemetry pipeline stopped with %d points unprocessed.", left)
+        else:
+            logger.info("Telemetry pipeline stopped with its queue drained.")
+        return left
+
+    def submit(self, items: list[Any], client: str) -> dict[str, Any]:
+        """Admit a batch of raw points (or raise a Problem) and wake the worker."""
+        result = self.collector.admit(items, client)
+        self._wake.set()
+        return result
+
+    def submit_one(self, item: Any, client: str) -> dict[str, Any]:
+        result = self.collector.admit_one(item, client)
+        self._wake.set()
+        return result
+
+    def metrics(self) -> dict[str, Any]:
+        accepted = self.collector.counters["accepted"]
+        processed = self.counters["processed"]
+        queued = self.queue.queued
+        return {
+            **self.collector.counters,
+            "processed": processed,
+            "queued": queued,
+            # Zero by construction; reported as a sum so a bug would show instead of hide.
+            "dropped": accepted - processed - queued,
+            "queue_capacity": self.queue.capacity,
+            "batches": self.counters["batches"],
+            "failed_batches": self.counters["failed_batches"],
+            "dedup_entries": self.collector.dedup_entries,
+            "series": self.analyzer.series_count,
+            "correlation_groups": len(self.correlator),
+            "threshold_rules": self.analyzer.rules.count,
+            "sources_failing": self.sources_failing(),
+            **self.analyzer.counters,
+        }
+
+    def sources_failing(self) -> bool:
+        return any(cache is not None and cache.failing for cache in self._caches())
+
+    def _cached(self, sources: BackendSources | None, what: str) -> CachedRecords | None:
+        if sources is None:
+            return None
+        fetch = sources.applications if what == "applications" else sources.alert_rules
+        return CachedRecords(
+            what,
+            fetch,
+            ttl=self._settings.telemetry_service_facts_ttl_seconds,
+            timeout=self._settings.backend_call_budget,
+        )
+
+    def _caches(self) -> tuple[CachedRecords | None, ...]:
+        return (self._applications, self._rules)
+
+    async def _run(self) -> None:
+        batch_size = self._settings.telemetry_worker_batch_size
+        while True:
+            if not self.queue:
+                if self._stopping:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+
+            for cache in self._caches():
+                if cache is not None:
+                    await cache.refresh()
+            self._process(self.queue.take(batch_size))
+            # Let requests in between batches; a long backlog must not starve the API.
+            await asyncio.sleep(0)
+
+    def _process(self, points: list[dict[str, Any]]) -> None:
+        started = time.perf_counter()
+        try:
+            batch = process(points)
+            self.enricher.enrich(batch)
+            self.correlator.correlate(points)
+            self.analyzer.analyze(batch)
+        except Exception:
+            # A bug in a stage must not stop the worker: these points went as far as they could.
+            self.counters["failed_batches"] += 1
+            logger.exception("A telemetry batch of %d points failed in a stage.", len(points))
+        finally:
+            self.counters["processed"] += len(points)
+            self.counters["batches"] += 1
+            self.queue.done(len(points))
+
+        elapsed = time.perf_counter() - started
+        if elapsed > 0:
+            rate = len(points) / elapsed
+            self.collector.drain_rate = 0.8 * self.collector.drain_rate + 0.2 * rate

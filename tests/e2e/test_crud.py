@@ -1,0 +1,254 @@
+"""CRUD through the middleware, a real server, to the reference backend, a real server."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+PROBLEM = "application/problem+json"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def crud(api: httpx.Client, **body) -> httpx.Response:
+    return api.post("/crud", json=body)
+
+
+# entity type, data to create it, a field and value to update it with
+ENTITIES = [
+    ("notification.channels", {"channel_type": "slack"}, ("rate_limit_per_hour", 30)),
+    ("analytics.data-sources", {"source_type": "prometheus"}, ("sync_frequency", 120)),
+    (
+        "appmetrics.applications",
+        {"environment": "staging", "host": "10.0.0.5", "port": 8080, "team": "payments"},
+        ("tier", "critical"),
+    ),
+    ("template_dashboards.templates", {"category": "ops"}, ("is_public", True)),
+]
+
+
+@pytest.mark.parametrize(("entity_type", "fields", "update"), ENTITIES)
+def test_round_trip(api: httpx.Client, entity_type: str, fields: dict, update: tuple) -> None:
+    name = unique("rt")
+    created = crud(api, operation="create", entity_type=entity_type, data={"name": name, **fields})
+    assert created.status_code == 201, created.text
+    entity = created.json()["data"]
+    assert (entity["name"], entity["version"], entity["is_active"]) == (name, 1, True)
+    assert created.headers["ETag"] == '"1"'
+    entity_id = entity["id"]
+
+    read = crud(api, operation="read", entity_type=entity_type, entity_id=entity_id)
+    assert read.status_code == 200
+    assert read.json()["data"] == entity
+
+    field, value = update
+    updated = crud(
+        api,
+        operation="update",
+        entity_type=entity_type,
+        entity_id=entity_id,
+        data={field: value},
+        version=1,
+    )
+    assert updated.status_code == 200, updated.text
+    assert (updated.json()["data"][field], updated.json()["data"]["version"]) == (value, 2)
+    assert updated.headers["ETag"] == '"2"'
+
+    listed = crud(
+        api,
+        operation="list",
+        entity_type=entity_type,
+        filters=[{"field": "name", "operator": "eq", "value": name}],
+    )
+    assert listed.status_code == 200
+    assert [item["id"] for item in listed.json()["data"]] == [entity_id]
+    assert listed.json()["page_info"] == {
+        "page": 1,
+        "page_size": 50,
+        "total_count": 1,
+        "total_pages": 1,
+        "has_next": False,
+        "has_previous": False,
+    }
+
+    deleted = crud(api, operation="delete", entity_type=entity_type, entity_id=entity_id)
+    assert (deleted.status_code, deleted.content) == (204, b"")
+
+    gone = crud(api, operation="read", entity_type=entity_type, entity_id=entity_id)
+    assert gone.status_code == 404
+    assert gone.headers["content-type"] == PROBLEM
+
+    kept = crud(
+        api, operation="read", entity_type=entity_type, entity_id=entity_id, include_inactive=True
+    )
+    assert (kept.status_code, kept.json()["data"]["is_active"], kept.json()["data"]["version"]) == (
+        200,
+        False,
+        3,
+    )
+
+
+def test_stale_version_is_409_with_current_version(api: httpx.Client) -> None:
+    created = crud(
+        api,
+        operation="create",
+        entity_type="core.configurations",
+        data={"key": unique("cfg"), "value": {"retention_days": 7}},
+    )
+    entity_id = created.json()["data"]["id"]
+    first = crud(
+        api,
+        operation="update",
+        entity_type="core.configurations",
+        entity_id=entity_id,
+        data={"value": {"retention_days": 14}},
+        version=1,
+    )
+    assert first.status_code == 200
+
+    stale = crud(
+        api,
+        operation="update",
+        entity_type="core.configurations",
+        entity_id=entity_id,
+        data={"value": {"retention_days": 30}},
+        version=1,
+    )
+    assert stale.status_code == 409
+    assert stale.headers["content-type"] == PROBLEM
+    problem = stale.json()
+    assert (problem["status"], problem["current_version"]) == (409, 2)
+    assert problem["detail"] == "Version 1 is not current; the entity is at version 2."
+
+    unchanged = crud(api, operation="read", entity_type="core.configurations", entity_id=entity_id)
+    assert unchanged.json()["data"]["value"] == {"retention_days": 14}
+
+
+def test_unknown_entity_type_is_404_naming_the_known_ones(api: httpx.Client) -> None:
+    response = crud(api, operation="list", entity_type="billing.invoices")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == PROBLEM
+    problem = response.json()
+    assert problem["detail"] == "Unknown entity type 'billing.invoices'."
+    assert problem["known_entity_types"] == [
+        "analytics.data-sources",
+        "analytics.reports",
+        "appmetrics.applications",
+        "appmetrics.metrics",
+        "core.configurations",
+        "notification.alert-rules",
+        "notification.alerts",
+        "notification.channels",
+        "template_dashboards.dashboards",
+        "template_dashboards.templates",
+    ]
+
+
+def test_invalid_data_is_422_with_each_field(api: httpx.Client) -> None:
+    response = crud(
+        api,
+        operation="create",
+        entity_type="appmetrics.applications",
+        data={"name": unique("app"), "environment": "moon", "port": 70000},
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM
+    fields = sorted(error["field"] for error in response.json()["errors"])
+    assert fields == ["environment", "port"]
+
+
+def test_missing_entity_is_404(api: httpx.Client) -> None:
+    response = crud(
+        api, operation="read", entity_type="notification.channels", entity_id=str(uuid.uuid4())
+    )
+    assert response.status_code == 404
+    assert response.json()["status"] == 404
+
+
+def test_malformed_json_is_400_problem(api: httpx.Client) -> None:
+    response = api.post(
+        "/crud", content=b'{"operation": "list", ', headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"] == PROBLEM
+    assert response.json()["title"] == "Malformed JSON"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"operation": "explode", "entity_type": "core.configurations"}, "operation"),
+        ({"operation": "read", "entity_type": "core.configurations"}, "body"),
+        (
+            {"operation": "list", "entity_type": "core.configurations", "page_size": 1001},
+            "page_size",
+        ),
+        ({"operation": "list", "entity_type": "../etc"}, "entity_type"),
+    ],
+)
+def test_bad_envelope_is_422_naming_the_field(api: httpx.Client, body: dict, field: str) -> None:
+    response = api.post("/crud", json=body)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == field
+
+
+def test_writes_are_audited_newest_first(api: httpx.Client) -> None:
+    name = unique("audited")
+    headers = {"X-Request-ID": f"req-{name}", "X-Actor": "alice"}
+    created = api.post(
+        "/crud",
+        json={
+            "operation": "create",
+            "entity_type": "notification.channels",
+            "data": {"name": name, "channel_type": "email"},
+        },
+        headers=headers,
+    )
+    entity_id = created.json()["data"]["id"]
+    api.post(
+        "/crud",
+        json={
+            "operation": "update",
+            "entity_type": "notification.channels",
+            "entity_id": entity_id,
+            "data": {"channel_type": "webhook"},
+        },
+        headers=headers,
+    )
+
+    newest = api.get("/audit", params={"page_size": 2}).json()["data"]
+    update_entry, create_entry = newest
+    assert (update_entry["operation"], update_entry["entity_id"]) == ("update", entity_id)
+    assert update_entry["changes"]["channel_type"] == {"old": "email", "new": "webhook"}
+    assert update_entry["changes"]["version"] == {"old": 1, "new": 2}
+    assert (update_entry["actor"], update_entry["request_id"]) == ("alice", f"req-{name}")
+    assert (update_entry["outcome"], update_entry["status_code"]) == ("success", 200)
+    assert (create_entry["operation"], create_entry["status_code"]) == ("create", 201)
+    assert create_entry["changes"]["name"] == {"old": None, "new": name}
+
+
+def test_refused_write_is_audited_as_failure(api: httpx.Client) -> None:
+    response = crud(
+        api,
+        operation="create",
+        entity_type="notification.channels",
+        data={"name": unique("bad"), "channel_type": "fax"},
+    )
+    assert response.status_code == 422
+    entry = api.get("/audit", params={"page_size": 1}).json()["data"][0]
+    assert (entry["operation"], entry["outcome"], entry["status_code"]) == (
+        "create",
+        "failure",
+        422,
+    )
+
+
+def test_request_id_is_echoed(api: httpx.Client) -> None:
+    response = api.get("/health/live", headers={"X-Request-ID": "probe-42"})
+    assert response.headers["X-Request-ID"] == "probe-42"
+    generated = api.get("/health/live").headers["X-Request-ID"]
+    assert len(generated) == 32

@@ -1,0 +1,20 @@
+"""Probes: live, ready, and the backend's health as the middleware sees it."""
+
+import httpx
+
+
+def test_live_and_ready(api: httpx.Client) -> None:
+    assert api.get("/health/live").json() == {"status": "ok"}
+    ready = api.get("/health/ready")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["database"]["ok"] is True
+    assert ready.json()["checks"]["pipeline"] == {"ok": True}
+
+
+def test_django_health_reports_reachable_backend(api: httpx.Client, backend) -> None:
+    report = api.get("/django/health").json()
+    assert report["reachable"] is True
+    assert report["backend"] == backend.url
+    assert report["breaker"]["state"] == "closed"
+    assert report["missing_apps"] == []
+    assert len(report["entity_types"]) == 10
