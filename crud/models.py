@@ -8,7 +8,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ENTITY_TYPE_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_-]*$"
-FIELD_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# No "__": a field name must not smuggle in a Django lookup of its own.
+FIELD_PATTERN = r"^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*$"
 MAX_PAGE_SIZE = 1000
 
 
@@ -18,6 +19,10 @@ class Operation(enum.StrEnum):
     UPDATE = "update"
     DELETE = "delete"
     LIST = "list"
+    RESTORE = "restore"
+
+
+WRITES = frozenset({Operation.CREATE, Operation.UPDATE, Operation.DELETE, Operation.RESTORE})
 
 
 class FilterOperator(enum.StrEnum):
@@ -55,6 +60,10 @@ class Filter(BaseModel):
         wants_list = self.operator in (FilterOperator.IN, FilterOperator.NOT_IN)
         if wants_list and not isinstance(self.value, list):
             raise ValueError(f"operator {self.operator.value} needs a list value")
+        if wants_list and not self.value:
+            raise ValueError(f"operator {self.operator.value} needs at least one value")
+        if self.value is None:
+            raise ValueError("a null value matches nothing here: use operator is_null")
         if not wants_list and isinstance(self.value, list):
             raise ValueError(f"operator {self.operator.value} needs a single value")
         if self.operator is FilterOperator.IS_NULL and not isinstance(self.value, bool):
@@ -78,14 +87,16 @@ class CrudRequest(BaseModel):
     data: dict[str, Any] | None = None
     filters: list[Filter] = Field(default_factory=list, max_length=50)
     sort: list[Sort] = Field(default_factory=list, max_length=10)
-    page: int = Field(1, ge=1)
+    page: int = Field(1, ge=1, le=1_000_000)
     page_size: int = Field(50, ge=1, le=MAX_PAGE_SIZE)
     version: int | None = Field(None, ge=1)
     include_inactive: bool = False
+    hard: bool = Field(False, description="delete: remove the row instead of deactivating it")
+    replace: bool = Field(False, description="update: replace every field (PUT) instead of PATCH")
 
     @model_validator(mode="after")
     def _fields_fit_operation(self) -> CrudRequest:
-        needs_id = self.operation in (Operation.READ, Operation.UPDATE, Operation.DELETE)
+        needs_id = self.operation not in (Operation.CREATE, Operation.LIST)
         if needs_id and self.entity_id is None:
             raise ValueError(f"entity_id is required for {self.operation.value}")
         if self.operation is Operation.CREATE and self.entity_id is not None:
@@ -93,4 +104,8 @@ class CrudRequest(BaseModel):
         needs_data = self.operation in (Operation.CREATE, Operation.UPDATE)
         if needs_data and not self.data:
             raise ValueError(f"data is required for {self.operation.value}")
+        if self.hard and self.operation is not Operation.DELETE:
+            raise ValueError("hard applies only to delete")
+        if self.replace and self.operation is not Operation.UPDATE:
+            raise ValueError("replace applies only to update")
         return self

@@ -1,54 +1,101 @@
-"""HTTP routes of the CRUD side: `POST /crud` and the audit trail."""
+"""The `/crud` surface and the audit trail's routes."""
 
 from __future__ import annotations
 
 import math
+from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse
 
-from service.request_context import current_request_id
-
-from .models import CrudRequest
-from .service import Caller, CrudService
+from .audit_query import AuditQuery
+from .bulk import BulkRequest, execute_bulk
+from .models import CrudRequest, Operation
+from .service import CrudService
+from .surface import caller_of, idempotent, respond
 
 router = APIRouter()
 
-ANONYMOUS = "anonymous"
 
-
-def caller_of(request: Request) -> Caller:
-    # TODO(#7): the actor is the caller's own claim until authentication exists.
-    actor = request.headers.get("X-Actor", "").strip()[:200] or ANONYMOUS
-    client = request.client.host if request.client else None
-    return Caller(actor=actor, request_id=current_request_id(), client_address=client)
-
-
-@router.post("/crud", tags=["crud"], summary="Create, read, update, delete or list an entity")
+@router.post("/crud", tags=["crud"], summary="Create, read, update, delete, restore or list")
 async def crud(body: CrudRequest, request: Request) -> Response:
     service: CrudService = request.app.state.crud
-    result = await service.execute(body, caller_of(request))
-    if result.body is None:
-        return Response(status_code=result.status, headers=result.headers)
-    return JSONResponse(result.body, status_code=result.status, headers=result.headers)
+    if body.operation is not Operation.CREATE:
+        return respond(await service.execute(body, caller_of(request)))
+
+    async def run() -> tuple[int, Any, dict[str, str]]:
+        result = await service.execute(body, caller_of(request))
+        return result.status, result.body, result.headers
+
+    return await idempotent(request, body.model_dump(mode="json"), run)
+
+
+@router.get("/crud/entities", tags=["crud"], summary="Entity types, their fields and filters")
+async def entities(request: Request) -> dict[str, Any]:
+    registry = request.app.state.registry
+    if not registry.loaded:
+        await registry.refresh()
+    return {"data": [registry.describe(name) for name in registry.entity_types]}
+
+
+@router.post("/crud/bulk", tags=["crud"], summary="Up to 1,000 writes, each with its own status")
+async def crud_bulk(body: BulkRequest, request: Request) -> Response:
+    service: CrudService = request.app.state.crud
+
+    async def run() -> tuple[int, Any, dict[str, str]]:
+        return 200, await execute_bulk(service, body, caller_of(request)), {}
+
+    return await idempotent(request, body.model_dump(mode="json"), run)
 
 
 @router.get("/audit", tags=["audit"], summary="The audit trail, newest first")
 async def audit(
     request: Request,
-    page: int = Query(1, ge=1),
+    page: int = Query(1, ge=1, le=1_000_000),
     page_size: int = Query(50, ge=1, le=1000),
-) -> dict[str, object]:
-    entries, total = await request.app.state.audit.page(page, page_size)
-    total_pages = math.ceil(total / page_size)
+    entity_type: str | None = Query(None, max_length=100),
+    entity_id: str | None = Query(None, max_length=100),
+    actor: str | None = Query(None, max_length=200),
+    operation: str | None = Query(None, max_length=20),
+    outcome: str | None = Query(None, pattern="^(success|failure)$"),
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, Any]:
+    query = AuditQuery(
+        page, page_size, entity_type, entity_id, actor, operation, outcome, since, until
+    )
+    return await _audit_page(request, query)
+
+
+@router.get("/audit/verify", tags=["audit"], summary="Walk the hash chain; name the first break")
+async def audit_verify(request: Request) -> dict[str, Any]:
+    return await request.app.state.audit.verify()
+
+
+@router.get("/audit/{app}/{resource}/{entity_id}", tags=["audit"], summary="One entity's history")
+async def audit_history(
+    request: Request,
+    app: str,
+    resource: str,
+    entity_id: str,
+    page: int = Query(1, ge=1, le=1_000_000),
+    page_size: int = Query(50, ge=1, le=1000),
+) -> dict[str, Any]:
+    query = AuditQuery(page, page_size, entity_type=f"{app}.{resource}", entity_id=entity_id)
+    return await _audit_page(request, query)
+
+
+async def _audit_page(request: Request, query: AuditQuery) -> dict[str, Any]:
+    entries, total = await request.app.state.audit.page(query)
+    total_pages = math.ceil(total / query.page_size)
     return {
         "data": entries,
         "page_info": {
-            "page": page,
-            "page_size": page_size,
+            "page": query.page,
+            "page_size": query.page_size,
             "total_count": total,
             "total_pages": total_pages,
-            "has_next": page < total_pages,
-            "has_previous": page > 1,
+            "has_next": query.page < total_pages,
+            "has_previous": query.page > 1,
         },
     }

@@ -13,6 +13,9 @@ class ResourceMetadata(SimpleMetadata):
 
     def determine_metadata(self, request: Request, view: Any) -> dict[str, Any]:
         metadata = super().determine_metadata(request, view)
+        # Every write honours If-Match atomically (see viewsets.py): say so, so a client
+        # can rely on it instead of locking on its own side.
+        metadata["conditional_writes"] = True
         filterset_class = getattr(view, "filterset_class", None)
         if filterset_class is None:
             return metadata

@@ -1,0 +1,109 @@
+"""CRUD latency, side by side: the backend directly, and through the middleware.
+
+Starts the reference backend (`python -m backend`) and the middleware (`python main.py`)
+on free loopback ports, fills the backend with entities, then times, one request at a
+time from one keep-alive client:
+
+  direct GET     GET /api/notification/channels/<id>/ straight to the backend
+  miss GET       the same through the middleware, each id read for the first time
+  hit GET        the same through the middleware, an id read before
+  direct PATCH   PATCH straight to the backend (conditional on If-Match), for scale
+  PATCH          PATCH through the middleware: audit entry, conditional write, invalidation
+
+Run: python bench/crud.py [--requests 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from tests.backend_server import BackendServer  # noqa: E402
+from tests.middleware_server import MiddlewareServer  # noqa: E402
+
+CHANNELS = "/api/notification/channels/"
+
+
+def timed(client: httpx.Client, method: str, urls: list[str], **kwargs) -> list[float]:
+    latencies = []
+    for url in urls:
+        started = time.perf_counter()
+        response = client.request(method, url, **kwargs)
+        latencies.append((time.perf_counter() - started) * 1000)
+        response.raise_for_status()
+    return latencies
+
+
+def summary(latencies: list[float]) -> tuple[float, float, float]:
+    ordered = sorted(latencies)
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    return statistics.median(ordered), p99, 1000 * len(ordered) / sum(ordered)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1000)
+    count = parser.parse_args().requests
+
+    with tempfile.TemporaryDirectory() as data, BackendServer() as backend:
+        env = {
+            "OBSERVER_BACKEND_URL": backend.url,
+            "OBSERVER_BACKEND_TOKEN": backend.token,
+            "OBSERVER_LOG_LEVEL": "WARNING",
+        }
+        with (
+            MiddlewareServer(Path(data), env=env) as middleware,
+            httpx.Client(base_url=backend.url, headers=backend.headers) as direct,
+            httpx.Client(base_url=middleware.url) as through,
+        ):
+            warmup, measured, spare = 50, count, count
+            ids = [
+                direct.post(CHANNELS, json={"name": f"bench-{n}", "channel_type": "email"}).json()[
+                    "id"
+                ]
+                for n in range(warmup + measured + spare)
+            ]
+            paths = [f"{CHANNELS}{entity_id}/" for entity_id in ids]
+            warm, urls, spare_urls = (
+                paths[:warmup],
+                paths[warmup : warmup + measured],
+                paths[warmup + measured :],
+            )
+            timed(direct, "GET", warm)  # warm both paths' connections and code
+            timed(through, "GET", warm)
+            patch = {"json": {"rate_limit_per_hour": 2}, "headers": {"If-Match": '"1"'}}
+
+            results = {
+                "direct GET": timed(direct, "GET", urls),
+                "miss GET": timed(through, "GET", urls),
+                "hit GET": timed(through, "GET", urls),
+                "direct PATCH": timed(direct, "PATCH", spare_urls, **patch),
+                "PATCH": timed(through, "PATCH", urls, **patch),
+            }
+    report(results, count)
+
+
+def report(results: dict[str, list[float]], count: int) -> None:
+    print(f"{count} requests each, sequential, one keep-alive client, loopback")
+    print(f"{'path':<13} {'median ms':>10} {'p99 ms':>8} {'req/s':>8}")
+    figures = {name: summary(latencies) for name, latencies in results.items()}
+    for name, (median, p99, rps) in figures.items():
+        print(f"{name:<13} {median:>10.2f} {p99:>8.2f} {rps:>8.0f}")
+    direct, miss, hit = (figures[name][0] for name in ("direct GET", "miss GET", "hit GET"))
+    print(f"miss adds {miss - direct:+.2f} ms median over direct (target at most +1.50)")
+    print(f"hit is {direct / hit:.1f}x faster than direct (target at least 5x)")
+    patch_direct, patch_through = figures["direct PATCH"][0], figures["PATCH"][0]
+    print(f"PATCH through the middleware takes {patch_through / patch_direct:.1f}x the direct one")
+
+
+if __name__ == "__main__":
+    main()
