@@ -1,8 +1,8 @@
 """The one shared httpx client to the Django backend, guarded by retries and a breaker.
 
 Every call goes through `BackendClient.request`: the breaker is asked before
-each attempt, safe calls are retried with jittered exponential backoff
-within one time budget, and anything but a 2xx leaves as a `BackendError`.
+each attempt, safe calls are retried (see retry_policy.py) within one time
+budget, and anything but a 2xx leaves as a `BackendError`.
 """
 
 from __future__ import annotations
@@ -10,35 +10,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_random_exponential,
-)
+from tenacity import AsyncRetrying, RetryCallState
 
-from service.request_context import current_request_id
+from service.request_context import TraceContext, current_bearer, current_request_id, current_trace
 from service.settings import Settings
 
 from . import error_handler
 from .circuit_breaker import CircuitBreaker
-from .exceptions import BackendTimeout, BackendUnavailable, BreakerOpen
+from .exceptions import BackendTimeout, BreakerOpen
+from .retry_policy import RETRYABLE_STATUSES, CallPolicy, RetryableStatus, retry_mode
+from .transport import socket_transport
 
 logger = logging.getLogger(__name__)
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
-
-
-class _RetryableStatus(Exception):
-    def __init__(self, response: httpx.Response) -> None:
-        super().__init__(f"backend answered {response.status_code}")
-        self.response = response
+# outcome, seconds: called once per attempt, for metrics.
+CallObserver = Callable[[str, float], None]
 
 
 class BackendClient:
@@ -53,20 +44,22 @@ class BackendClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._settings = settings
+        self._service_authorization = f"Token {token}"
+        limits = httpx.Limits(
+            max_connections=settings.backend_max_connections,
+            max_keepalive_connections=settings.backend_max_connections,
+        )
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
-            transport=transport,
-            headers={"Authorization": f"Token {token}", "Accept": "application/json"},
+            transport=transport or socket_transport(settings.backend_http_transport, limits),
+            headers={"Accept": "application/json"},
             timeout=httpx.Timeout(
                 connect=settings.backend_connect_timeout,
                 read=settings.backend_read_timeout,
                 write=settings.backend_write_timeout,
                 pool=settings.backend_pool_timeout,
             ),
-            limits=httpx.Limits(
-                max_connections=settings.backend_max_connections,
-                max_keepalive_connections=settings.backend_max_connections,
-            ),
+            trust_env=False,
         )
         self.breaker = breaker or CircuitBreaker(
             "django",
@@ -75,10 +68,27 @@ class BackendClient:
             failure_rate=settings.breaker_failure_rate,
             open_seconds=settings.breaker_open_seconds,
             half_open_calls=settings.breaker_half_open_calls,
+            slow_call_seconds=settings.breaker_slow_call_seconds,
         )
         self.retries = 0
+        self.outcomes: Counter[str] = Counter()
+        self._observers: list[CallObserver] = []
+        self._shutdown = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop calls run on
+
+    def observe_calls(self, observer: CallObserver) -> None:
+        self._observers.append(observer)
+
+    def begin_shutdown(self) -> None:
+        """End retry sleeps and stop retrying; safe from a signal handler or another thread."""
+        if self._loop is None:
+            self._shutdown.set()
+        else:
+            self._loop.call_soon_threadsafe(self._shutdown.set)
 
     async def close(self) -> None:
+        """End retry sleeps at once, then close the connections; safe to call twice."""
+        self._shutdown.set()
         await self._http.aclose()
 
     async def request(
@@ -92,43 +102,44 @@ class BackendClient:
         ok_statuses: frozenset[int] = frozenset(),
     ) -> httpx.Response:
         """Send one call; answers with 2xx (or a status in `ok_statuses`) or raises BackendError."""
+        self._loop = self._loop or asyncio.get_running_loop()
         method = method.upper()
-        call_headers = self._headers(headers)
-        retryable = (
-            method in SAFE_METHODS
-            or "If-Match" in call_headers
-            or ("Idempotency-Key" in call_headers)
-        )
+        call_headers, forwarded = self._headers(headers)
         budget = self._settings.backend_call_budget
+        policy = CallPolicy(
+            mode=retry_mode(method, call_headers),
+            attempts=self._settings.backend_retry_attempts,
+            deadline=time.monotonic() + budget,
+            base_wait=self._settings.backend_retry_base_wait,
+            max_wait=self._settings.backend_retry_max_wait,
+            shutdown=self._shutdown,
+        )
         try:
             async with asyncio.timeout(budget):
                 response = await self._send_with_retries(
-                    method, path, params, json, call_headers, retryable
+                    policy, method, path, params, json, call_headers
                 )
         except TimeoutError as exc:
             raise BackendTimeout(f"The backend call exceeded its {budget:g} s budget.") from exc
 
         if response.is_success or response.status_code in ok_statuses:
             return response
-        raise error_handler.from_response(response)
+        raise error_handler.from_response(response, caller_credentials=forwarded)
 
     async def _send_with_retries(
         self,
+        policy: CallPolicy,
         method: str,
         path: str,
         params: dict[str, Any] | None,
         json: Any,
         headers: dict[str, str],
-        retryable: bool,
     ) -> httpx.Response:
-        attempts = self._settings.backend_retry_attempts if retryable else 1
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(attempts)
-            | stop_after_delay(self._settings.backend_call_budget),
-            wait=wait_random_exponential(
-                multiplier=0.05, max=self._settings.backend_retry_max_wait
-            ),
-            retry=retry_if_exception(_is_retryable),
+            stop=policy.should_stop,
+            wait=policy.wait,
+            retry=policy.should_retry,
+            sleep=policy.sleep,
             before_sleep=self._count_retry,
             reraise=True,
         )
@@ -136,7 +147,7 @@ class BackendClient:
             async for attempt in retrying:
                 with attempt:
                     return await self._send_once(method, path, params, json, headers)
-        except _RetryableStatus as exhausted:
+        except RetryableStatus as exhausted:
             return exhausted.response
         raise AssertionError("tenacity ended without a result")  # pragma: no cover
 
@@ -149,6 +160,7 @@ class BackendClient:
         headers: dict[str, str],
     ) -> httpx.Response:
         if not self.breaker.try_acquire():
+            self._observe("breaker_open", 0.0)
             wait = self.breaker.seconds_until_half_open()
             raise BreakerOpen("The backend's circuit breaker is open.", wait)
 
@@ -158,39 +170,63 @@ class BackendClient:
                 method, path, params=params, json=json, headers=headers
             )
         except httpx.TransportError as exc:
-            self.breaker.record(success=False)
+            elapsed = time.perf_counter() - started
+            self.breaker.record(success=False, duration=elapsed)
+            self._observe(_transport_outcome(exc), elapsed)
             logger.warning("backend %s %s failed: %s", method, path, type(exc).__name__)
             raise error_handler.from_transport_error(exc) from exc
         except BaseException:
-            self.breaker.record(success=False)
+            # Cancelled by the call's budget or by shutdown: the backend was too slow.
+            elapsed = time.perf_counter() - started
+            self.breaker.record(success=False, duration=elapsed)
+            self._observe("timeout", elapsed)
             raise
 
-        self.breaker.record(success=response.status_code < 500)
-        logger.debug(
-            "backend %s %s -> %d in %.1f ms",
-            method,
-            path,
-            response.status_code,
-            (time.perf_counter() - started) * 1000,
-        )
-        if response.status_code in RETRYABLE_STATUSES:
-            raise _RetryableStatus(response)
+        elapsed = time.perf_counter() - started
+        status = response.status_code
+        self.breaker.record(success=status < 500, duration=elapsed)
+        self._observe(_status_outcome(status), elapsed)
+        logger.debug("backend %s %s -> %d in %.1f ms", method, path, status, elapsed * 1000)
+        if status in RETRYABLE_STATUSES:
+            raise RetryableStatus(response)
         return response
 
-    def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
+    def _headers(self, extra: dict[str, str] | None) -> tuple[dict[str, str], bool]:
+        """The call's headers, and whether they carry the caller's own credentials."""
         headers = dict(extra or {})
         request_id = current_request_id()
         if request_id:
             headers["X-Request-ID"] = request_id
-        return headers
+        if "traceparent" not in {name.lower() for name in headers}:
+            headers["traceparent"] = (current_trace() or TraceContext.new()).child_traceparent()
+
+        bearer = current_bearer() if self._settings.backend_forward_bearer else None
+        headers["Authorization"] = f"Bearer {bearer}" if bearer else self._service_authorization
+        return headers, bearer is not None
+
+    def _observe(self, outcome: str, seconds: float) -> None:
+        self.outcomes[outcome] += 1
+        for observer in self._observers:
+            observer(outcome, seconds)
 
     def _count_retry(self, state: RetryCallState) -> None:
         self.retries += 1
-        logger.info("retrying backend call, attempt %d", state.attempt_number + 1)
+        logger.info(
+            "retrying backend call, attempt %d after %.2f s",
+            state.attempt_number + 1,
+            state.upcoming_sleep,
+        )
 
 
-def _is_retryable(exc: BaseException) -> bool:
-    if isinstance(exc, _RetryableStatus):
-        return True
-    # An open breaker already says the backend is down: retrying it only adds delay.
-    return isinstance(exc, BackendUnavailable | BackendTimeout) and not isinstance(exc, BreakerOpen)
+def _transport_outcome(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    return "connection_error"
+
+
+def _status_outcome(status: int) -> str:
+    if status >= 500:
+        return "server_error"
+    if status >= 400:
+        return "client_error"
+    return "success"

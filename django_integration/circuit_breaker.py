@@ -2,7 +2,8 @@
 
 CLOSED records the outcome of the last `window_size` calls; once at least
 `minimum_calls` are recorded and the failure rate reaches the threshold it
-goes OPEN. OPEN fails fast for `open_seconds`, then HALF_OPEN lets
+goes OPEN. A call slower than `slow_call_seconds` counts as a failure even
+when it succeeded. OPEN fails fast for `open_seconds`, then HALF_OPEN lets
 `half_open_calls` probes through: all of them must be judged before the
 breaker decides, closing if their failure rate is below the threshold and
 re-opening otherwise. The clock is injected so tests need not sleep.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
@@ -23,6 +24,9 @@ class BreakerState(enum.StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
+
+
+TransitionListener = Callable[[str, "BreakerState", "BreakerState"], None]
 
 
 class CircuitBreaker:
@@ -35,6 +39,7 @@ class CircuitBreaker:
         failure_rate: float = 0.5,
         open_seconds: float = 10.0,
         half_open_calls: int = 3,
+        slow_call_seconds: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
@@ -43,6 +48,7 @@ class CircuitBreaker:
         self.failure_rate = failure_rate
         self.open_seconds = open_seconds
         self.half_open_calls = half_open_calls
+        self.slow_call_seconds = slow_call_seconds
         self._clock = clock
         self._state = BreakerState.CLOSED
         self._outcomes: deque[bool] = deque(maxlen=window_size)
@@ -50,11 +56,18 @@ class CircuitBreaker:
         self._probes_allowed = 0
         self._probe_outcomes: list[bool] = []
         self.transitions = 0
+        self.transitions_to: Counter[BreakerState] = Counter()
+        self.slow_calls = 0
+        self._listeners: list[TransitionListener] = []
 
     @property
     def state(self) -> BreakerState:
         self._expire_open_state()
         return self._state
+
+    def on_transition(self, listener: TransitionListener) -> None:
+        """Call `listener(name, old, new)` on every state change (metrics use this)."""
+        self._listeners.append(listener)
 
     def seconds_until_half_open(self) -> float:
         if self.state is not BreakerState.OPEN:
@@ -71,10 +84,18 @@ class CircuitBreaker:
         self._probes_allowed -= 1
         return True
 
-    def record(self, success: bool) -> None:
+    def record(self, success: bool, duration: float = 0.0) -> None:
+        """Judge one call that `try_acquire` let through; slow successes count as failures."""
+        if self.slow_call_seconds is not None and duration > self.slow_call_seconds:
+            self.slow_calls += 1
+            success = False
+
         if self._state is BreakerState.HALF_OPEN:
             self._record_probe(success)
             return
+        if self._state is BreakerState.OPEN:
+            return  # a call that started before the breaker opened says nothing new
+
         self._outcomes.append(success)
         if (
             len(self._outcomes) >= self.minimum_calls
@@ -88,6 +109,7 @@ class CircuitBreaker:
             "state": state.value,
             "failure_rate": round(self._current_failure_rate(self._outcomes), 3),
             "calls_in_window": len(self._outcomes),
+            "slow_calls": self.slow_calls,
             "retry_after_seconds": round(self.seconds_until_half_open(), 3),
             "transitions": self.transitions,
         }
@@ -112,6 +134,7 @@ class CircuitBreaker:
         old_state = self._state
         self._state = new_state
         self.transitions += 1
+        self.transitions_to[new_state] += 1
         if new_state is BreakerState.OPEN:
             self._opened_at = self._clock()
         if new_state is BreakerState.HALF_OPEN:
@@ -119,9 +142,12 @@ class CircuitBreaker:
             self._probe_outcomes = []
         if new_state is BreakerState.CLOSED:
             self._outcomes.clear()
+
         logger.warning(
             "circuit breaker %s went from %s to %s", self.name, old_state.value, new_state.value
         )
+        for listener in self._listeners:
+            listener(self.name, old_state, new_state)
 
     @staticmethod
     def _current_failure_rate(outcomes: deque[bool] | list[bool]) -> float:

@@ -14,6 +14,7 @@ from .exceptions import (
     BackendUnavailable,
     VersionConflict,
 )
+from .retry_policy import retry_after_seconds
 
 # A refused connection usually means a restart; a second is a fair first wait.
 UNAVAILABLE_RETRY_AFTER = 1.0
@@ -34,12 +35,17 @@ def from_transport_error(exc: httpx.TransportError) -> BackendError:
     return BackendFailed(f"The call to the backend failed ({type(exc).__name__}).")
 
 
-def from_response(response: httpx.Response) -> BackendError:
-    """Translate a non-2xx answer; the caller decides which statuses are errors."""
+def from_response(response: httpx.Response, *, caller_credentials: bool = False) -> BackendError:
+    """Translate a non-2xx answer; the caller decides which statuses are errors.
+
+    `caller_credentials`: the call carried the caller's bearer token, not ours.
+    """
     status = response.status_code
     body = _json_or_none(response)
     if status >= 500:
         return BackendFailed(f"The backend failed with status {status}.")
+    if status in (401, 403) and caller_credentials:
+        return BackendRejected(status, _detail(body, status), body=body)
     if status in (401, 403):
         # The caller did nothing wrong: our service token was refused.
         return BackendFailed("The backend refused the middleware's service token.")
@@ -51,7 +57,7 @@ def from_response(response: httpx.Response) -> BackendError:
             422, "The backend rejected the data.", errors=field_errors(body), body=body
         )
     if status == 429:
-        retry_after = _retry_after_seconds(response) or UNAVAILABLE_RETRY_AFTER
+        retry_after = retry_after_seconds(response) or UNAVAILABLE_RETRY_AFTER
         return BackendUnavailable("The backend is rate limiting the middleware.", retry_after)
     return BackendRejected(status, _detail(body, status), body=body)
 
@@ -86,13 +92,5 @@ def _detail(body: Any, status: int) -> str:
 def _json_or_none(response: httpx.Response) -> Any:
     try:
         return response.json()
-    except ValueError:
-        return None
-
-
-def _retry_after_seconds(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    try:
-        return max(0.0, float(value))
     except ValueError:
         return None

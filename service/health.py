@@ -1,4 +1,8 @@
-"""Probes for orchestrators (`/health/*`) and for operators (`/django/health`)."""
+"""Probes for orchestrators (`/health/*`) and for operators (`/django/health`).
+
+`/health/live` never looks past the process, so a dead backend or database cannot get
+the service restarted; `/health/ready` checks only what this service itself needs.
+"""
 
 from __future__ import annotations
 
@@ -35,17 +39,20 @@ async def ready(request: Request) -> dict[str, Any]:
     return {"status": "ok", "checks": checks}
 
 
-@router.get("/django/health", summary="Backend reachability, latency and breaker state")
+@router.get("/django/health", summary="Backend reachability, breaker, discovery and database")
 async def django_health(request: Request) -> dict[str, Any]:
     state = request.app.state
     client = state.backend_client
     report: dict[str, Any] = {
         "backend": "embedded" if state.settings.embedded_backend else client.base_url,
-        "breaker": client.breaker.snapshot(),
         "retries": client.retries,
+        "calls": dict(client.outcomes),
         "entity_types": state.registry.entity_types,
         "missing_apps": state.registry.missing_apps(),
+        "discovery": state.discovery.report(),
+        "database": await state.database.health(),
     }
+
     started = time.perf_counter()
     try:
         await client.request("GET", "/api/health/")
@@ -57,6 +64,10 @@ async def django_health(request: Request) -> dict[str, Any]:
             headers=error.headers,
             extra=report,
         ) from error
-    report.update(reachable=True, latency_ms=round((time.perf_counter() - started) * 1000, 2))
-    report["breaker"] = client.breaker.snapshot()
+
+    report.update(
+        reachable=True,
+        latency_ms=round((time.perf_counter() - started) * 1000, 2),
+        breaker=client.breaker.snapshot(),
+    )
     return report

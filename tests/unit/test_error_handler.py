@@ -77,3 +77,20 @@ def test_rate_limited_backend_is_503_with_its_retry_after() -> None:
     error = error_handler.from_response(answer(429, {}, headers={"Retry-After": "7"}))
     assert isinstance(error, BackendUnavailable)
     assert error.headers == {"Retry-After": "7"}
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_caller_bearer_keeps_its_status(status: int) -> None:
+    body = {"detail": "Token expired."}
+    error = error_handler.from_response(answer(status, body), caller_credentials=True)
+    assert (type(error), error.status, error.detail) == (BackendRejected, status, "Token expired.")
+
+
+def test_connect_timeout_is_503_not_504() -> None:
+    error = error_handler.from_transport_error(httpx.ConnectTimeout("slow", request=REQUEST))
+    assert (type(error), error.status) == (BackendUnavailable, 503)
+
+
+def test_backend_5xx_detail_names_its_status() -> None:
+    error = error_handler.from_response(answer(500, {"detail": "Internal server error."}))
+    assert error.detail == "The backend failed with status 500."
