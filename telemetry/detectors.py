@@ -1,8 +1,18 @@
-"""Online detectors for one series: z-score, spike and trend, in constant memory.
+"""The online anomaly detector of one series: baselines, surprise, and a record-based gate.
 
-Every decision about a point uses that point and earlier ones only. The baseline is an
-exponentially weighted mean and variance; a flagged point enters it clipped, so one outlier does
-not widen the band enough to hide the next, while a lasting level shift is still absorbed.
+Each value is compared with three baselines: a slow level, a daily profile and a weekly profile
+(telemetry/seasonality.py). The baseline that has predicted the series best so far judges it, so
+each series picks its own seasonality. Three detectors read that baseline's residual, in units of
+the residual's own typical size: `spike` (this point), `level_shift` (the recent mean residual)
+and `variance` (the recent mean absolute residual). Their surprises are log-scaled and the largest
+is the point's surprise.
+
+A flag needs a surprise above a floor and above the series' own record of surprise, which relaxes
+slowly (by `record_decay / points seen` per point). A series therefore learns what is usual for
+it: a noisy series must beat its noisiest moments so far, and alarms thin out as it ages. After a
+flag the series holds further flags for a while: one incident, one anomaly.
+
+Every decision uses the point and earlier ones only; time and memory per point are constant.
 """
 
 from __future__ import annotations
@@ -10,112 +20,212 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from telemetry.seasonality import DAY, WEEK, SeasonalProfile
+
 
 @dataclass(frozen=True, slots=True)
 class DetectorConfig:
-    warmup_points: int = 60  # no flags until the baseline has seen this many points
-    baseline_alpha: float = 0.01  # about the last 100 points shape the baseline
-    fast_alpha: float = 0.1  # the short average compared against the baseline for trends
-    z_threshold: float = 5.0
-    spike_ratio: float = 8.0  # a step this many times the usual step size is a spike ...
-    spike_min_z: float = 3.0  # ... when it also leaves the usual band this far
-    clip_z: float = 3.0  # flagged or extreme points enter the baseline clipped to this band
-    hold_points: int = 100  # after a flag, the series stays quiet this long: one incident
-    trend_enter: float = 3.0  # fast-vs-baseline distance, in baseline deviations
+    warmup_points: int = 150  # no flags until the baselines have seen this many points
+    record_start: int = 500  # records start here, once the baselines have settled
+    level_alpha: float = 0.01  # about the last 100 points shape the level and residual scales
+    short_alpha: float = 0.1  # about the last 10 points make the "recent" residual
+    slot_alpha: float = 0.1  # weight of a new value in its daily or weekly slot
+    day_slots: int = 48
+    week_slots: int = 84
+    residual_clip: float = 10.0  # scales beyond which a residual enters the scale clipped
+    scale_floor: float = 0.02  # of the series' spread: a flat stretch does not make z infinite
+    z_cap: float = 1000.0
+    min_surprise: float = 2.0  # log(1 + z): a z of about 6.4 at least
+    record_decay: float = 0.5  # the record loses this / points seen of itself each point
+    hold_points: int = 100  # after a flag, the series stays quiet this long
+    trend_enter: float = 3.0  # fast-vs-level distance, in level scales, that starts a trend
     trend_leave: float = 1.0
 
 
 DEFAULT_CONFIG = DetectorConfig()
+BASELINES = ("level", "daily", "weekly")
+DETECTORS = ("spike", "level_shift", "variance")
+_MIN_JUDGED = 50  # points before the baselines' errors are compared at all
+_ABS_Z_CAP = 50.0  # a single point moves the recent mean absolute residual at most this far
 
 
 @dataclass(slots=True)
 class Flag:
-    detector: str  # "zscore" or "spike"
-    zscore: float
-    score: float  # in [0, 1]
+    detector: str  # "spike", "level_shift" or "variance"
+    baseline: str  # "level", "daily" or "weekly": what the value was compared with
+    zscore: float  # the point's residual in residual scales
+    surprise: float  # log(1 + z) of the detector that fired
+    score: float  # in [0, 1]: 0.5 at the floor, towards 1 as the surprise grows
+    expected: float
     expected_low: float
     expected_high: float
 
 
 class SeriesDetector:
-    """The running state of one series; `observe` each value in event-time order."""
+    """The running state of one series; `observe` each point in event-time order."""
 
-    __slots__ = ("config", "count", "mean", "var", "fast", "last", "step", "hold", "trend")
+    __slots__ = (
+        "config",
+        "count",
+        "level",
+        "spread",
+        "fast",
+        "daily",
+        "weekly",
+        "scales",
+        "shifts",
+        "abs_means",
+        "record",
+        "hold",
+        "trend",
+        "_shift_norm",
+    )
 
     def __init__(self, config: DetectorConfig = DEFAULT_CONFIG) -> None:
         self.config = config
         self.count = 0
-        self.mean = 0.0
-        self.var = 0.0
-        self.fast = 0.0
-        self.last = 0.0
-        self.step = 0.0  # average absolute change between consecutive points
+        self.level = self.spread = self.fast = 0.0
+        self.daily = SeasonalProfile(DAY, config.day_slots, config.slot_alpha)
+        self.weekly = SeasonalProfile(WEEK, config.week_slots, config.slot_alpha)
+        self.scales = [0.0, 0.0, 0.0]  # mean absolute residual per baseline
+        self.shifts = [0.0, 0.0, 0.0]  # recent mean residual, in scales
+        self.abs_means = [1.0, 1.0, 1.0]  # recent mean absolute residual, in scales
+        self.record = 0.0
         self.hold = 0
         self.trend = 0  # -1 falling, 0 flat, 1 rising
+        # A mean of ~10 independent z-scores has a smaller spread; this restores unit variance.
+        self._shift_norm = math.sqrt((2.0 - config.short_alpha) / config.short_alpha)
 
-    def observe(self, value: float) -> tuple[Flag | None, int | None]:
-        """Judge one value; return an anomaly flag, and the new trend when it just flipped."""
-        config = self.config
-        if self.count == 0:
-            self._first(value)
+    @property
+    def mean(self) -> float:
+        return self.level
+
+    @property
+    def var(self) -> float:
+        # Mean absolute deviation times sqrt(pi/2) is the standard deviation of a normal.
+        return (self.scales[0] * 1.2533) ** 2
+
+    def observe(self, ts: float, value: float) -> tuple[Flag | None, int | None]:
+        """Judge one point; return an anomaly flag, and the new trend when it just flipped."""
+        self.count += 1
+        if self.count == 1:
+            self.level = self.fast = value
+            self.daily.learn(self.daily.slot(ts), value)
+            self.weekly.learn(self.weekly.slot(ts), value)
             return None, None
 
-        std = math.sqrt(self.var) + _noise_floor(self.mean)
-        z = (value - self.mean) / std
-        step = abs(value - self.last)
-        flag = self._judge(value, z, std, step) if self.count >= config.warmup_points else None
+        day_slot, week_slot = self.daily.slot(ts), self.weekly.slot(ts)
+        daily = self.daily.expected(day_slot, self.level)
+        expected = (self.level, daily, self.weekly.expected(week_slot, daily))
+        best = self._best_baseline()
+        floor = self.config.scale_floor * self.spread + 1e-9 * (1.0 + abs(self.level))
 
-        self._learn(value, z, std, step)
-        return flag, self._trend_flip(std)
+        surprises, z = self._judge(value, expected, best, floor)
+        flag = self._gate(surprises, z, expected[best], best, floor)
 
-    def _first(self, value: float) -> None:
-        self.count = 1
-        self.mean = self.fast = self.last = value
+        self._learn_level(value, floor)
+        self.daily.learn(day_slot, value)
+        self.weekly.learn(week_slot, value)
+        return flag, self._trend_flip(floor)
 
-    def _judge(self, value: float, z: float, std: float, step: float) -> Flag | None:
+    def _best_baseline(self) -> int:
+        if self.count <= _MIN_JUDGED:
+            return 0
+        scales = self.scales
+        best = 1 if scales[1] < scales[0] else 0
+        return 2 if scales[2] < scales[best] else best
+
+    def _judge(
+        self, value: float, expected: tuple[float, float, float], best: int, floor: float
+    ) -> tuple[tuple[float, float, float], float]:
+        """Update each baseline's residual statistics; the best one's surprises and z."""
         config = self.config
+        cap, short = config.z_cap, config.short_alpha
+        alpha = max(1.0 / self.count, config.level_alpha)
+        clip = config.residual_clip if self.count > _MIN_JUDGED else math.inf
+        scales, shifts, abs_means = self.scales, self.shifts, self.abs_means
+        surprises, best_z = (0.0, 0.0, 0.0), 0.0
+        # Conditional expressions rather than min()/max(): this loop runs three times a point.
+        for index in (0, 1, 2):
+            residual = value - expected[index]
+            size = residual if residual >= 0.0 else -residual
+            scale = scales[index] + floor
+            z = residual / scale
+            z = cap if z > cap else -cap if z < -cap else z
+            abs_z = z if z >= 0.0 else -z
+            shift = shifts[index] = shifts[index] + short * (z - shifts[index])
+            spread = abs_means[index]
+            spread += short * ((abs_z if abs_z < _ABS_Z_CAP else _ABS_Z_CAP) - spread)
+            abs_means[index] = spread
+            if index == best:
+                best_z = z
+                surprises = (
+                    math.log1p(abs_z),
+                    math.log1p(abs(shift) * self._shift_norm),
+                    math.log1p(spread),
+                )
+            limit = clip * scale
+            scales[index] += alpha * ((size if size < limit else limit) - scales[index])
+        return surprises, best_z
+
+    def _gate(
+        self,
+        surprises: tuple[float, float, float],
+        z: float,
+        expected: float,
+        best: int,
+        floor: float,
+    ) -> Flag | None:
+        """Flag when the surprise beats both the floor and the series' record; keep the record."""
+        config = self.config
+        surprise = max(surprises)
+        record = self.record
+        if self.count > config.record_start:
+            if surprise > record:
+                self.record = surprise
+            else:
+                self.record = record * (1.0 - config.record_decay / self.count)
+
+        if self.count <= config.warmup_points:
+            return None
         if self.hold > 0:
             self.hold -= 1
             return None
-
-        spike = step > config.spike_ratio * (self.step + _noise_floor(value)) and (
-            abs(z) >= config.spike_min_z
-        )
-        if abs(z) < config.z_threshold and not spike:
+        if surprise <= config.min_surprise or surprise <= record:
             return None
 
         self.hold = config.hold_points
-        band = config.z_threshold * std
+        band = math.expm1(max(config.min_surprise, record)) * (self.scales[best] + floor)
         return Flag(
-            detector="zscore" if abs(z) >= config.z_threshold else "spike",
+            detector=DETECTORS[surprises.index(surprise)],
+            baseline=BASELINES[best],
             zscore=z,
-            score=_score(z, config.spike_min_z if spike else config.z_threshold),
-            expected_low=self.mean - band,
-            expected_high=self.mean + band,
+            surprise=surprise,
+            score=1.0 - 2.0 ** (-surprise / config.min_surprise),
+            expected=expected,
+            expected_low=expected - band,
+            expected_high=expected + band,
         )
 
-    def _learn(self, value: float, z: float, std: float, step: float) -> None:
+    def _learn_level(self, value: float, floor: float) -> None:
         config = self.config
-        self.count += 1
-        self.last = value
-        alpha = max(1.0 / self.count, config.baseline_alpha)
+        alpha = max(1.0 / self.count, config.level_alpha)
+        residual = value - self.level
+        self.spread += alpha * (abs(residual) - self.spread)
 
-        # Clipping keeps a single outlier from blowing up the variance it is judged against.
-        if self.count > config.warmup_points and abs(z) > config.clip_z:
-            value = self.mean + math.copysign(config.clip_z * std, z)
-        delta = value - self.mean
-        self.mean += alpha * delta
-        self.var = (1.0 - alpha) * (self.var + alpha * delta * delta)
+        # Clipping keeps one outlier from dragging the level; a lasting shift still moves it.
+        if self.count > _MIN_JUDGED:
+            limit = config.residual_clip * (self.scales[0] + floor)
+            residual = max(-limit, min(limit, residual))
+        self.level += alpha * residual
+        self.fast += max(alpha, config.short_alpha) * (value - self.fast)
 
-        self.fast += max(alpha, config.fast_alpha) * (value - self.fast)
-        self.step += alpha * (step - self.step)
-
-    def _trend_flip(self, std: float) -> int | None:
+    def _trend_flip(self, floor: float) -> int | None:
         config = self.config
         if self.count < config.warmup_points:
             return None
 
-        distance = (self.fast - self.mean) / std
+        distance = (self.fast - self.level) / (self.scales[0] * 1.2533 + floor)
         trend = self.trend
         if trend == 0 and abs(distance) >= config.trend_enter:
             trend = 1 if distance > 0 else -1
@@ -125,13 +235,3 @@ class SeriesDetector:
             return None
         self.trend = trend
         return trend
-
-
-def _noise_floor(level: float) -> float:
-    # A perfectly flat series has zero variance; this keeps z finite without hiding real change.
-    return 1e-9 + 1e-6 * abs(level)
-
-
-def _score(z: float, threshold: float) -> float:
-    """0.5 at the threshold, rising towards 1 as the point leaves the band further."""
-    return 1.0 - 2.0 ** (-((z / threshold) ** 2))
