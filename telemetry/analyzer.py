@@ -1,82 +1,177 @@
-"""The analyzer: runs each series' detectors in event time and keeps the findings.
+"""The analyzer: puts each series back in event-time order, runs its detector, trend test and
+threshold rules, and keeps the findings.
 
-A point older than the latest one already analysed in its series is counted as late and not
-analysed: the detectors are strictly online and cannot take back a decision.
+Points that arrive out of order are held in a per-series buffer until the series' watermark
+(its latest event time minus the allowed lateness) passes them, then analysed in order. A point
+older than what the series has already analysed is late: counted and skipped, since the online
+detectors cannot take a decision back. The buffer is bounded; when full its oldest point goes
+ahead early. A series that has received nothing for `lateness` seconds of wall-clock time has
+its buffer released at the next batch, so its newest points do not wait for ever.
 """
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import heapq
 import logging
 import math
+import time
 from collections import deque
-from collections.abc import Iterator
-from itertools import chain, islice
+from collections.abc import Callable
+from itertools import chain, count, islice
 from typing import Any
 
-import numpy as np
-
+from telemetry import findings
+from telemetry.alerts import AlertBook
 from telemetry.detectors import DEFAULT_CONFIG, DetectorConfig, Flag, SeriesDetector
 from telemetry.points import SeriesKey
 from telemetry.processor import ProcessedBatch
-from telemetry.thresholds import ThresholdRules
+from telemetry.rules import RuleBook
+from telemetry.series_store import SeriesStore
+from telemetry.sources import CachedRecords
+from telemetry.trends import Trend, trend
 
 logger = logging.getLogger(__name__)
 
 MAX_SERIES = 100_000
 RECENT_FINDINGS = 1_000
-_TREND_NAMES = {-1: "falling", 0: "flat", 1: "rising"}
+CRITICAL_SCORE = 0.75  # a surprise twice the detector's floor
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AnalyzerConfig:
+    anomalies_per_series: int = 10_000
+    max_series: int = MAX_SERIES
+    lateness_seconds: float = 0.0
+    reorder_max_points: int = 1_000  # per series
+    series_points: int = 512  # recent points kept per series, for charts and trends
+    trend_window: int = 64
+    trend_p_value: float = 0.01
+    max_rules: int = 1_000
+    max_active_alerts: int = 10_000
+    hysteresis: float = 0.05  # of the threshold, when a rule does not say
+    comovement_bucket_seconds: float = 60.0
+    comovement_max_series: int = 50
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> AnalyzerConfig:
+        return cls(
+            anomalies_per_series=settings.telemetry_anomalies_per_series,
+            # The processor bounds series first; the margin is room for its overflow series.
+            max_series=settings.telemetry_max_series + 1_000,
+            lateness_seconds=settings.telemetry_lateness_seconds,
+            reorder_max_points=settings.telemetry_reorder_max_points,
+            series_points=settings.telemetry_series_points,
+            trend_window=settings.telemetry_trend_window,
+            trend_p_value=settings.telemetry_trend_p_value,
+            max_rules=settings.telemetry_max_rules,
+            max_active_alerts=settings.telemetry_max_active_alerts,
+            hysteresis=settings.telemetry_alert_hysteresis,
+            comovement_bucket_seconds=settings.telemetry_comovement_bucket_seconds,
+            comovement_max_series=settings.telemetry_comovement_max_series,
+        )
 
 
 class Series:
     """What the analyzer knows about one series."""
 
-    __slots__ = ("key", "detector", "count", "late", "last_ts", "last_value", "facts", "flags")
+    __slots__ = (
+        "key",
+        "detector",
+        "count",
+        "late",
+        "last_ts",
+        "newest_ts",
+        "last_value",
+        "facts",
+        "flags",
+        "held",
+        "last_arrival",
+        "trend",
+        "since_trend",
+    )
 
-    def __init__(self, key: SeriesKey, config: DetectorConfig, flags_kept: int) -> None:
+    def __init__(self, key: SeriesKey, config: DetectorConfig) -> None:
         self.key = key
         self.detector = SeriesDetector(config)
         self.count = 0
         self.late = 0
-        self.last_ts = -math.inf
+        self.last_ts = -math.inf  # the latest point analysed
+        self.newest_ts = -math.inf  # the latest point seen, analysed or held
         self.last_value = math.nan
         self.facts: dict[str, Any] = {}
-        self.flags: deque[dict[str, Any]] = deque(maxlen=flags_kept)
+        # Empty until the first flag: most series never raise one, and an empty deque is
+        # already about 600 bytes, which at 10,000 series is 6 MB for nothing.
+        self.flags: deque[dict[str, Any]] | tuple[()] = ()
+        self.held: list[tuple[float, int, float, dict[str, Any]]] = []  # a heap by event time
+        self.last_arrival = 0.0  # wall-clock time a point of this series last arrived
+        self.trend: Trend | None = None
+        self.since_trend = 0
 
 
 class Analyzer:
     def __init__(
         self,
-        rules: ThresholdRules,
-        anomalies_per_series: int,
-        config: DetectorConfig = DEFAULT_CONFIG,
+        rules_source: CachedRecords | None = None,
+        config: AnalyzerConfig | None = None,
+        detector_config: DetectorConfig = DEFAULT_CONFIG,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self.rules = rules
-        self._per_series = anomalies_per_series
-        self._config = config
+        self.config = config = config or AnalyzerConfig()
+        self._clock = clock
+        self._holding: set[SeriesKey] = set()  # series with points in their reorder buffer
+        self._detector_config = detector_config
         self._series: dict[SeriesKey, Series] = {}
+        self._arrival = count()  # keeps equal timestamps in arrival order in the heaps
+        self.rules = RuleBook(rules_source, config.max_rules, config.hysteresis)
+        self.alerts = AlertBook(config.max_active_alerts, clock)
+        self.store = SeriesStore(config.series_points)
         self.trends: deque[dict[str, Any]] = deque(maxlen=RECENT_FINDINGS)
         self.threshold_alerts: deque[dict[str, Any]] = deque(maxlen=RECENT_FINDINGS)
         self.counters = dict.fromkeys(
-            ("analysed", "late", "anomalies", "trends", "threshold_alerts", "series_refused"), 0
+            (
+                "analysed",
+                "late",
+                "reordered",
+                "anomalies",
+                "trends",
+                "threshold_alerts",
+                "series_refused",
+            ),
+            0,
         )
+
+    @classmethod
+    def from_settings(cls, settings: Any, rules_source: CachedRecords | None) -> Analyzer:
+        return cls(rules_source, AnalyzerConfig.from_settings(settings))
 
     @property
     def series_count(self) -> int:
         return len(self._series)
 
     def analyze(self, batch: ProcessedBatch) -> None:
-        self.rules.reindex()
-        values = batch.values
+        for gone in self.rules.reindex():
+            # A rule deleted or deactivated in the backend no longer holds its alerts open.
+            self.alerts.resolve_rule(gone)
+        if self._holding:
+            self.release_idle()
+        # Python lists, not arrays: most series have one or two points in a batch, where
+        # NumPy's per-call cost is larger than the work.
+        all_ts, all_values, points = batch.ts.tolist(), batch.values.tolist(), batch.points
         for key, indices in batch.series:
-            series_values = values[indices]
-            if np.isnan(series_values).all():
+            # Already in event-time order per series; NaN (a log or event) has no number.
+            picked = [i for i in indices.tolist() if all_values[i] == all_values[i]]
+            if not picked:
                 continue
             series = self._series_for(key)
             if series is None:
                 continue
-            points = [batch.points[i] for i in indices.tolist()]
-            self._analyze_series(series, points, batch.ts[indices].tolist(), series_values)
+            stamps = [all_ts[i] for i in picked]
+            values = [all_values[i] for i in picked]
+            ready = self._release(series, stamps, values, [points[i] for i in picked])
+            if ready[0]:
+                self._analyze_series(series, *ready)
 
     def anomalies(
         self,
@@ -88,143 +183,178 @@ class Analyzer:
     ) -> list[dict[str, Any]]:
         """Flags ordered by timestamp, the earliest `limit` of those that match."""
         lanes = [
-            _within(series.flags, since, until)
+            findings.within(series.flags, since, until)
             for series in self._series.values()
             if series.flags
             and (service is None or series.key[0] == service)
             and (name is None or series.key[1] == name)
         ]
-        merged = heapq.merge(*lanes, key=_timestamp)
+        merged = heapq.merge(*lanes, key=findings.timestamp)
         return [flag for _, flag in zip(range(limit), merged, strict=False)]
 
     def recent_anomalies(self, limit: int = 100) -> list[dict[str, Any]]:
         """The newest `limit` flags across every series, oldest first."""
         tails = (islice(reversed(series.flags), limit) for series in self._series.values())
-        newest = heapq.nlargest(limit, chain.from_iterable(tails), key=_timestamp)
+        newest = heapq.nlargest(limit, chain.from_iterable(tails), key=findings.timestamp)
         return newest[::-1]
 
     def series(self, limit: int = 100) -> list[dict[str, Any]]:
         """The series with the most anomalies first, then the busiest."""
         ranked = sorted(self._series.values(), key=lambda s: (-len(s.flags), -s.count))
-        return [_series_view(series) for series in ranked[:limit]]
+        return [findings.series_view(series) for series in ranked[:limit]]
 
     def _series_for(self, key: SeriesKey) -> Series | None:
         series = self._series.get(key)
         if series is not None:
             return series
-        if len(self._series) >= MAX_SERIES:
+        if len(self._series) >= self.config.max_series:
             if self.counters["series_refused"] == 0:
-                logger.warning("Analyzer holds %d series; new series are not analysed.", MAX_SERIES)
+                logger.warning("Analyzer holds %d series; new series are not analysed.", len(self))
             self.counters["series_refused"] += 1
             return None
-        series = self._series[key] = Series(key, self._config, self._per_series)
+        series = Series(key, self._detector_config)
+        # Series that start together would re-test their trends in the same batch every half
+        # window (a 95 ms stall at 1,000 series); a per-series delay spreads those tests out.
+        series.since_trend = -(len(self._series) % max(1, self.config.trend_window // 2))
+        self._series[key] = series
         return series
 
+    def __len__(self) -> int:
+        return len(self._series)
+
+    def _release(
+        self,
+        series: Series,
+        stamps: list[float],
+        values: list[float],
+        points: list[dict[str, Any]],
+    ) -> tuple[list[float], list[float], list[dict[str, Any]]]:
+        """The points now ready for analysis, in event time; late ones counted and dropped."""
+        late = bisect.bisect_left(stamps, series.last_ts)
+        if late:
+            series.late += late
+            self.counters["late"] += late
+            stamps, values, points = stamps[late:], values[late:], points[late:]
+        if not stamps:
+            return [], [], []
+
+        lateness = self.config.lateness_seconds
+        if lateness <= 0 and not series.held:
+            # Nothing to wait for: the batch is already in event-time order for this series.
+            series.newest_ts = max(series.newest_ts, stamps[-1])
+            return stamps, values, points
+        return self._through_buffer(series, stamps, values, points, lateness)
+
+    def _through_buffer(
+        self,
+        series: Series,
+        stamps: list[float],
+        values: list[float],
+        points: list[dict[str, Any]],
+        lateness: float,
+    ) -> tuple[list[float], list[float], list[dict[str, Any]]]:
+        held = series.held
+        self.counters["reordered"] += bisect.bisect_left(stamps, series.newest_ts)
+        for ts, value, point in zip(stamps, values, points, strict=True):
+            heapq.heappush(held, (ts, next(self._arrival), value, point))
+        series.newest_ts = max(series.newest_ts, stamps[-1])
+        series.last_arrival = self._clock()
+        return self._drain(series, series.newest_ts - lateness)
+
+    def release_idle(self) -> None:
+        """Analyse the held points of series that have been quiet for the lateness."""
+        quiet_since = self._clock() - self.config.lateness_seconds
+        for key in list(self._holding):
+            series = self._series[key]
+            if series.last_arrival <= quiet_since:
+                ready = self._drain(series, math.inf)
+                if ready[0]:
+                    self._analyze_series(series, *ready)
+
+    def _drain(
+        self, series: Series, watermark: float
+    ) -> tuple[list[float], list[float], list[dict[str, Any]]]:
+        """Pop the held points at or below the watermark, plus any beyond the buffer's bound."""
+        held = series.held
+        ready_ts: list[float] = []
+        ready_values: list[float] = []
+        ready_points: list[dict[str, Any]] = []
+        while held and (held[0][0] <= watermark or len(held) > self.config.reorder_max_points):
+            ts, _, value, point = heapq.heappop(held)
+            ready_ts.append(ts)
+            ready_values.append(value)
+            ready_points.append(point)
+
+        if held:
+            self._holding.add(series.key)
+        else:
+            self._holding.discard(series.key)
+        return ready_ts, ready_values, ready_points
+
     def _analyze_series(
-        self, series: Series, points: list[dict[str, Any]], stamps: list[float], values: Any
+        self,
+        series: Series,
+        stamps: list[float],
+        values: list[float],
+        points: list[dict[str, Any]],
     ) -> None:
         detector = series.detector
-        rules = self.rules.for_metric(series.key[1])
-        for point, ts, value in zip(points, stamps, values.tolist(), strict=True):
-            if value != value:  # NaN: a log or event in a metric's series carries no number
-                continue
-            if ts < series.last_ts:
-                series.late += 1
-                self.counters["late"] += 1
-                continue
-
-            series.count += 1
-            self.counters["analysed"] += 1
-            series.last_ts = ts
-            series.last_value = value
-            series.facts = point
-            flag, trend = detector.observe(value)
+        key = series.key
+        rules = [rule for rule in self.rules.for_metric(key[1]) if rule.selects(key)]
+        for point, ts, value in zip(points, stamps, values, strict=True):
+            flag, _ = detector.observe(ts, value)
             if flag is not None:
                 self._record_flag(series, point, ts, value, flag)
-            if trend is not None:
-                self._record_trend(series, point, ts, value, trend)
-            if rules:
-                for alert in self.rules.evaluate(rules, series.key, point, ts, value):
-                    self.threshold_alerts.append(alert)
+            for rule in rules:
+                fired = self.alerts.evaluate(rule, key, point, ts, value)
+                if fired is not None:
+                    self.threshold_alerts.append(findings.fired_view(fired, point))
                     self.counters["threshold_alerts"] += 1
+
+        series.count += len(values)
+        self.counters["analysed"] += len(values)
+        series.last_ts = stamps[-1]
+        series.last_value = values[-1]
+        series.facts = points[-1]
+        self.store.append(key, stamps, values)
+        series.since_trend += len(values)
+        # Checked here, not in _follow_trend: a call per series and batch is measurable.
+        if series.since_trend >= max(1, self.config.trend_window // 2):
+            series.since_trend = 0
+            self._follow_trend(series, points[-1])
+
+    def _follow_trend(self, series: Series, point: dict[str, Any]) -> None:
+        """Re-test the trend (every half window); report it when its direction changes."""
+        window = self.config.trend_window
+
+        ts, values = self.store.recent(series.key, window)
+        found = trend(ts, values, self.config.trend_p_value)
+        if found is None:
+            return
+        before = series.trend.direction if series.trend is not None else "flat"
+        series.trend = found
+        if found.direction == before:
+            return
+
+        finding = findings.finding(series, point, float(ts[-1]), float(values[-1]))
+        finding.update(
+            direction=found.direction,
+            slope_per_second=found.slope,
+            tau=round(found.tau, 6),
+            p_value=found.p_value,
+            window_points=found.points,
+        )
+        self.trends.append(finding)
+        self.counters["trends"] += 1
 
     def _record_flag(
         self, series: Series, point: dict[str, Any], ts: float, value: float, flag: Flag
     ) -> None:
-        severe = abs(flag.zscore) >= 2 * self._config.z_threshold
-        finding = _finding(series, point, ts, value)
-        finding.update(
-            score=round(flag.score, 6),
-            detector=flag.detector,
-            severity="critical" if severe else "warning",
-            zscore=round(flag.zscore, 3),
-            expected_low=flag.expected_low,
-            expected_high=flag.expected_high,
-        )
+        finding = findings.finding(series, point, ts, value)
+        for field, measure in dataclasses.asdict(flag).items():
+            finding[field] = round(measure, 6) if isinstance(measure, float) else measure
+        finding["severity"] = "critical" if flag.score >= CRITICAL_SCORE else "warning"
+        if not isinstance(series.flags, deque):
+            series.flags = deque(maxlen=self.config.anomalies_per_series)
         series.flags.append(finding)
         self.counters["anomalies"] += 1
-
-    def _record_trend(
-        self, series: Series, point: dict[str, Any], ts: float, value: float, trend: int
-    ) -> None:
-        finding = _finding(series, point, ts, value)
-        finding["direction"] = _TREND_NAMES[trend]
-        finding["baseline"] = series.detector.mean
-        self.trends.append(finding)
-        self.counters["trends"] += 1
-
-
-def _finding(series: Series, point: dict[str, Any], ts: float, value: float) -> dict[str, Any]:
-    service, name, attributes = series.key
-    return {
-        "service": service,
-        "name": name,
-        "attributes": dict(attributes),
-        "timestamp": ts,
-        "value": value,
-        "unit": point.get("unit"),
-        "team": point.get("team"),
-        "tier": point.get("tier"),
-        "environment": point.get("environment"),
-        "hour_of_day": point.get("hour_of_day"),
-        "weekday": point.get("weekday"),
-    }
-
-
-def _timestamp(finding: dict[str, Any]) -> float:
-    return finding["timestamp"]
-
-
-def _within(
-    flags: deque[dict[str, Any]], since: float | None, until: float | None
-) -> Iterator[dict[str, Any]]:
-    for flag in flags:
-        ts = flag["timestamp"]
-        if since is not None and ts < since:
-            continue
-        if until is not None and ts > until:
-            return
-        yield flag
-
-
-def _series_view(series: Series) -> dict[str, Any]:
-    service, name, attributes = series.key
-    detector = series.detector
-    facts = series.facts
-    return {
-        "service": service,
-        "name": name,
-        "attributes": dict(attributes),
-        "points": series.count,
-        "late_points": series.late,
-        "last_timestamp": series.last_ts if series.count else None,
-        "last_value": series.last_value if series.count else None,
-        "mean": detector.mean,
-        "std": math.sqrt(detector.var),
-        "trend": _TREND_NAMES[detector.trend],
-        "anomalies": len(series.flags),
-        "team": facts.get("team"),
-        "tier": facts.get("tier"),
-        "environment": facts.get("environment"),
-        "service_version": facts.get("service_version"),
-    }

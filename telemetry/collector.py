@@ -18,13 +18,17 @@ from limits.strategies import SlidingWindowCounterRateLimiter
 
 from service.problems import Problem
 from service.settings import Settings
-from telemetry.backpressure import PointQueue
+from telemetry.backpressure import PointQueue, point_bytes
 from telemetry.dedup import DedupWindow
-from telemetry.points import dedup_key, describe, parse_point
+from telemetry.points import PointLimits, dedup_key, describe, parse_point
 
 logger = logging.getLogger(__name__)
 
 _MAX_RETRY_AFTER = 30
+SHUTDOWN_RETRY_AFTER = 5
+# Until the worker has finished a batch its pace is unknown. A low guess (a fiftieth of the
+# measured throughput) makes early agents back off too long rather than retry in a storm.
+ASSUMED_DRAIN_RATE = 1_000.0
 
 
 class Collector:
@@ -37,6 +41,7 @@ class Collector:
         self._settings = settings
         self._queue = queue
         self._clock = clock
+        self._limits = PointLimits.from_settings(settings)
         self._rate = limits.parse(settings.telemetry_rate_limit)
         self._limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
         self._dedup = DedupWindow(
@@ -53,26 +58,52 @@ class Collector:
     def dedup_entries(self) -> int:
         return len(self._dedup)
 
+    def check_open(self) -> None:
+        """Refuse at once while shutting down, before a body is read or decoded."""
+        if not self.accepting:
+            raise Problem(
+                503,
+                "The telemetry pipeline is shutting down.",
+                headers=_retry(SHUTDOWN_RETRY_AFTER),
+            )
+
+    def check_size(self, count: int) -> None:
+        """413 for a request with more items than a batch may hold; nothing is counted."""
+        if count > self.batch_max_items:
+            raise Problem(
+                413,
+                f"A batch holds at most {self.batch_max_items} points; this one has {count}.",
+                title="Batch Too Large",
+            )
+
     def admit(self, items: list[Any], client: str) -> dict[str, Any]:
         """Admit a batch; the 202 body, or a Problem when the whole batch is refused."""
         self.counters["received"] += len(items)
         if not self.accepting:
             self._refuse(len(items))
-            raise Problem(503, "The telemetry pipeline is shutting down.", headers=_retry(5))
+            self.check_open()
         self._check_rate(client, len(items))
 
         now = self._clock()
-        fresh, keys, rejected, duplicates = self._sort_out(items, now)
+        fresh, keys, rejected, duplicates = self._sort_out(items, now, client)
 
         # In time order, so a request's backfill reaches the analyzer oldest first even when
         # the worker splits it over several batches.
         fresh.sort(key=_event_time)
-        if not self._queue.offer(fresh):
+        sizes = [point_bytes(point) for point in fresh]
+        if not self._queue.could_hold(len(fresh), sum(sizes)):
+            self._refuse(len(items))
+            raise Problem(
+                413,
+                f"{len(fresh)} points are more than the telemetry queue holds; send fewer at once.",
+                title="Batch Too Large",
+            )
+        if not self._queue.offer(fresh, sizes):
             self._refuse(len(items))
             raise Problem(
                 429,
                 f"The telemetry queue cannot take {len(fresh)} more points now; retry later.",
-                headers=_retry(self._seconds_to_room(len(fresh))),
+                headers=_retry(self._seconds_to_room(len(fresh), sum(sizes))),
             )
 
         # Remember only once acknowledged, so a refused request's retry is not a duplicate.
@@ -84,9 +115,8 @@ class Collector:
 
     def admit_one(self, item: Any, client: str) -> dict[str, Any]:
         """Admit a single point; a bad one is a 422 with field errors, not a rejection."""
-        now = self._clock()
-        point, errors = parse_point(item, now, *self._age_limits())
-        if point is None:
+        point, errors = parse_point(item, self._clock(), self._limits)
+        if point is None and self.accepting:
             self.counters["received"] += 1
             self.counters["rejected"] += 1
             raise Problem(
@@ -95,10 +125,6 @@ class Collector:
                 errors=[{"field": field, "message": message} for field, message in errors],
             )
         return self.admit([item], client)
-
-    def _age_limits(self) -> tuple[float, float | None]:
-        settings = self._settings
-        return settings.telemetry_max_future_seconds, settings.telemetry_max_age_seconds
 
     def _check_rate(self, client: str, cost: int) -> None:
         if cost == 0 or self._limiter.hit(self._rate, "telemetry", client, cost=cost):
@@ -114,39 +140,51 @@ class Collector:
         )
 
     def _sort_out(
-        self, items: list[Any], now: float
+        self, items: list[Any], now: float, client: str
     ) -> tuple[list[dict[str, Any]], list[int], list[dict[str, Any]], int]:
         """Split items into fresh points (with fingerprints), rejections and a duplicate count."""
-        max_future, max_age = self._age_limits()
-        self._dedup.expire(now)
-        fresh: list[dict[str, Any]] = []
-        keys: list[int] = []
+        valid: list[dict[str, Any]] = []
+        valid_keys: list[int] = []
         rejected: list[dict[str, Any]] = []
-        in_request: set[int] = set()
-        duplicates = 0
-
         for index, item in enumerate(items):
-            point, errors = parse_point(item, now, max_future, max_age)
+            point, errors = parse_point(item, now, self._limits)
             if point is None:
                 rejected.append({"index": index, "reason": describe(errors)})
                 continue
-            key = dedup_key(point)
-            if key in in_request or key in self._dedup:
-                duplicates += 1
+            # The enricher classifies the sender's address; it is not part of the series.
+            point["client_address"] = client
+            valid.append(point)
+            valid_keys.append(dedup_key(point))
+
+        # One lookup for the whole request against what earlier requests left in the window.
+        self._dedup.expire(now)
+        remembered = self._dedup.seen(valid_keys).tolist()
+        fresh: list[dict[str, Any]] = []
+        keys: list[int] = []
+        in_request: set[int] = set()
+        for point, key, old in zip(valid, valid_keys, remembered, strict=True):
+            if old or key in in_request:
                 continue
             in_request.add(key)
             fresh.append(point)
             keys.append(key)
-        return fresh, keys, rejected, duplicates
+        return fresh, keys, rejected, len(valid) - len(fresh)
 
     def _refuse(self, count: int) -> None:
         self.counters["refused"] += count
 
-    def _seconds_to_room(self, count: int) -> int:
-        excess = self._queue.queued + count - self._queue.capacity
-        if self.drain_rate <= 0 or excess <= 0:
+    def _seconds_to_room(self, count: int, size: int) -> int:
+        queue = self._queue
+        excess = queue.queued + count - queue.capacity
+        if queue.capacity_bytes is not None and queue.queued:
+            # Bytes over the bound, in points of the queue's average size.
+            average = queue.queued_bytes / queue.queued
+            over = queue.queued_bytes + size - queue.capacity_bytes
+            excess = max(excess, math.ceil(over / average))
+        if excess <= 0:
             return 1
-        return min(_MAX_RETRY_AFTER, max(1, math.ceil(excess / self.drain_rate)))
+        rate = self.drain_rate if self.drain_rate > 0 else ASSUMED_DRAIN_RATE
+        return min(_MAX_RETRY_AFTER, max(1, math.ceil(excess / rate)))
 
 
 def _event_time(point: dict[str, Any]) -> float:

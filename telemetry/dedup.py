@@ -1,44 +1,96 @@
-"""Duplicate detection over a sliding window of arrival time, in bounded memory."""
+"""Duplicate detection over a sliding window of arrival time, in bounded memory.
+
+Fingerprints are kept in time slices. The open slice is a set that takes new fingerprints; a
+sealed slice is a sorted int64 array, 8 bytes a fingerprint, looked up with a binary search for
+a whole request at once. Whole slices expire, so memory is returned in large pieces.
+"""
 
 from __future__ import annotations
 
 from collections import deque
 
+import numpy as np
+
+SLICES = 8
+
 
 class DedupWindow:
-    """Remembers point fingerprints for `window_seconds`, at most `max_entries` of them.
+    """Remembers fingerprints for at least `window_seconds`, at most `max_entries` of them.
 
-    When full, the oldest fingerprint is forgotten first: a very late re-send may then pass
-    as new, which costs one double count; growing without bound would cost the process.
+    A fingerprint is forgotten between one window and one window plus a slice after it arrived.
+    When the bound is reached the oldest slice goes first: a very late re-send may then pass as
+    new, which costs one double count; growing without bound would cost the process.
     """
 
-    def __init__(self, window_seconds: float, max_entries: int) -> None:
+    def __init__(self, window_seconds: float, max_entries: int, slices: int = SLICES) -> None:
         self._window = window_seconds
         self._max_entries = max_entries
-        self._seen: set[int] = set()
-        self._arrivals: deque[tuple[float, int]] = deque()
+        self._slice_seconds = window_seconds / slices
+        self._slice_capacity = max(1, max_entries // slices)
+        self._open: set[int] = set()
+        self._open_started = 0.0
+        self._open_newest = 0.0
+        # (arrival of the newest fingerprint in the slice, its sorted fingerprints)
+        self._sealed: deque[tuple[float, np.ndarray]] = deque()
+        self._sealed_count = 0
 
     def __len__(self) -> int:
-        return len(self._seen)
+        return len(self._open) + self._sealed_count
 
     def __contains__(self, key: int) -> bool:
-        return key in self._seen
+        return bool(self.seen([key])[0])
+
+    def seen(self, keys: list[int]) -> np.ndarray:
+        """A boolean mask: which of these fingerprints are remembered."""
+        opened = self._open
+        mask = np.fromiter((key in opened for key in keys), dtype=bool, count=len(keys))
+        if not self._sealed or not keys:
+            return mask
+
+        wanted = np.asarray(keys, dtype=np.int64)
+        for _, fingerprints in self._sealed:
+            at = np.searchsorted(fingerprints, wanted)
+            at[at == len(fingerprints)] = 0
+            mask |= fingerprints[at] == wanted
+        return mask
 
     def remember(self, keys: list[int], now: float) -> None:
+        if self._window <= 0 or not keys:
+            return
         self.expire(now)
-        for key in keys:
-            if key in self._seen:
-                continue
-            self._seen.add(key)
-            self._arrivals.append((now, key))
 
-        while len(self._arrivals) > self._max_entries:
-            _, key = self._arrivals.popleft()
-            self._seen.discard(key)
+        taken = 0
+        while taken < len(keys):
+            self._roll(now)
+            if not self._open:
+                self._open_started = now
+            room = self._slice_capacity - len(self._open)
+            self._open.update(keys[taken : taken + room])
+            self._open_newest = now
+            taken += room
+
+        while len(self) > self._max_entries and self._sealed:
+            _, oldest = self._sealed.popleft()
+            self._sealed_count -= len(oldest)
 
     def expire(self, now: float) -> None:
         horizon = now - self._window
-        arrivals = self._arrivals
-        while arrivals and arrivals[0][0] <= horizon:
-            _, key = arrivals.popleft()
-            self._seen.discard(key)
+        while self._sealed and self._sealed[0][0] <= horizon:
+            _, oldest = self._sealed.popleft()
+            self._sealed_count -= len(oldest)
+        if self._open and self._open_newest <= horizon:
+            self._open.clear()
+
+    def _roll(self, now: float) -> None:
+        """Seal the open slice once it is old or full enough."""
+        if not self._open:
+            return
+        old = now - self._open_started >= self._slice_seconds
+        if not old and len(self._open) < self._slice_capacity:
+            return
+
+        fingerprints = np.fromiter(self._open, dtype=np.int64, count=len(self._open))
+        fingerprints.sort()
+        self._sealed.append((self._open_newest, fingerprints))
+        self._sealed_count += len(fingerprints)
+        self._open = set()

@@ -1,11 +1,20 @@
-"""The enricher: adds service facts from the backend's applications and the time context."""
+"""The enricher: service facts, client network and location, and time context in a time zone.
+
+Service facts come from the backend's applications (cached, kept while the backend is down) or,
+when one is configured, from a service map file read once at start-up.
+"""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from telemetry.addresses import AddressInfo
 from telemetry.processor import ProcessedBatch
 from telemetry.sources import CachedRecords
 
@@ -18,13 +27,36 @@ FACT_FIELDS = {
     "service_version": "app_version",
 }
 _NO_FACTS: dict[str, Any] = {}
+# Zone offsets change on whole minutes, so one lookup per minute of event time is exact.
+_OFFSET_STEP = 60
 
 
 class Enricher:
-    def __init__(self, applications: CachedRecords | None) -> None:
-        self._applications = applications
-        self._facts: dict[str, dict[str, Any]] = {}
+    def __init__(
+        self,
+        applications: CachedRecords | None,
+        *,
+        service_map: Path | None = None,
+        addresses: AddressInfo | None = None,
+        time_zone: str = "UTC",
+    ) -> None:
+        self._applications = None if service_map is not None else applications
+        self._facts = load_service_map(service_map) if service_map is not None else {}
         self._facts_version = -1
+        self._addresses = addresses or AddressInfo()
+        self._zone = None if time_zone == "UTC" else ZoneInfo(time_zone)
+
+    @classmethod
+    def from_settings(cls, settings: Any, applications: CachedRecords | None) -> Enricher:
+        return cls(
+            applications,
+            service_map=settings.telemetry_service_map_file,
+            addresses=AddressInfo(settings.telemetry_geoip_database),
+            time_zone=settings.telemetry_time_zone,
+        )
+
+    def close(self) -> None:
+        self._addresses.close()
 
     def facts(self, service: str) -> dict[str, Any]:
         self._reindex()
@@ -32,11 +64,12 @@ class Enricher:
 
     def enrich(self, batch: ProcessedBatch) -> None:
         self._reindex()
-        # 1970-01-01 was a Thursday: weekday 3 with Monday as 0, as in Python's datetime.
-        seconds = np.floor(batch.ts).astype(np.int64)
+        seconds = np.floor(self._local(batch.ts)).astype(np.int64)
         hours = ((seconds // 3600) % 24).tolist()
+        # 1970-01-01 was a Thursday: weekday 3 with Monday as 0, as in Python's datetime.
         weekdays = ((seconds // 86400 + 3) % 7).tolist()
 
+        describe = self._addresses.describe
         for point, hour, weekday in zip(batch.points, hours, weekdays, strict=True):
             point["hour_of_day"] = hour
             point["weekday"] = weekday
@@ -44,6 +77,20 @@ class Enricher:
             for field in FACT_FIELDS:
                 if point.get(field) is None:
                     point[field] = facts.get(field)
+            point.update(describe(point.get("client_address")))
+
+    def _local(self, ts: np.ndarray) -> np.ndarray:
+        """Event times shifted into the configured zone, honouring its daylight-saving rules."""
+        zone = self._zone
+        if zone is None or len(ts) == 0:
+            return ts
+        minutes, where = np.unique(np.floor(ts / _OFFSET_STEP), return_inverse=True)
+        offsets = np.fromiter(
+            (_offset(minute * _OFFSET_STEP, zone) for minute in minutes.tolist()),
+            dtype=np.float64,
+            count=len(minutes),
+        )
+        return ts + offsets[where]
 
     def _reindex(self) -> None:
         source = self._applications
@@ -57,3 +104,28 @@ class Enricher:
             if record.get("name") is not None
         }
         self._facts_version = source.version
+
+
+def load_service_map(path: Path) -> dict[str, dict[str, Any]]:
+    """Read `{service: {team, tier, environment, version}}` from JSON; ValueError if malformed."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read the service map {path}: {exc}") from exc
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise ValueError(f"the service map {path} must map service names to objects")
+
+    return {
+        str(service): {
+            "team": facts.get("team"),
+            "tier": facts.get("tier"),
+            "environment": facts.get("environment"),
+            "service_version": facts.get("version", facts.get("app_version")),
+        }
+        for service, facts in raw.items()
+    }
+
+
+def _offset(instant: float, zone: ZoneInfo) -> float:
+    offset = datetime.fromtimestamp(instant, UTC).astimezone(zone).utcoffset()
+    return offset.total_seconds() if offset is not None else 0.0

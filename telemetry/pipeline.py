@@ -1,8 +1,10 @@
 """The pipeline: owns every stage and the worker task that drains the queue through them.
 
 Points are acknowledged by the collector, then a single worker takes them in batches through
-processor -> enricher -> correlator -> analyzer. Each batch runs without yielding to the event
-loop, so readers never see a half-processed batch and the counters always add up.
+processor -> enricher -> correlator -> analyzer. As in the OpenTelemetry Collector's batch
+processor, a batch closes when it is full or when its first point has waited long enough,
+whichever comes first. Each batch runs without yielding to the event loop, so readers never see
+a half-processed batch and the counters always add up.
 """
 
 from __future__ import annotations
@@ -19,9 +21,8 @@ from telemetry.backpressure import PointQueue
 from telemetry.collector import Collector
 from telemetry.correlator import Correlator
 from telemetry.enricher import Enricher
-from telemetry.processor import process
+from telemetry.processor import Processor
 from telemetry.sources import BackendSources, CachedRecords
-from telemetry.thresholds import ThresholdRules
 
 logger = logging.getLogger(__name__)
 
@@ -29,17 +30,23 @@ logger = logging.getLogger(__name__)
 class Pipeline:
     def __init__(self, settings: Settings, sources: BackendSources | None = None) -> None:
         self._settings = settings
-        self.queue = PointQueue(settings.telemetry_queue_max_items)
+        self.max_body_bytes = settings.telemetry_max_body_bytes
+        self.queue = PointQueue(
+            settings.telemetry_queue_max_items, settings.telemetry_queue_max_bytes
+        )
         self.collector = Collector(settings, self.queue)
         self.collector.accepting = False
 
-        self._applications = self._cached(sources, "applications")
+        # A service map file replaces the backend's applications as the source of service facts.
+        facts_sources = None if settings.telemetry_service_map_file else sources
+        self._applications = self._cached(facts_sources, "applications")
         self._rules = self._cached(sources, "alert rules")
-        self.enricher = Enricher(self._applications)
-        self.correlator = Correlator(settings.telemetry_correlation_window_seconds)
-        self.analyzer = Analyzer(
-            ThresholdRules(self._rules), settings.telemetry_anomalies_per_series
+        self.processor = Processor(
+            settings.telemetry_max_series, settings.telemetry_max_attribute_values
         )
+        self.enricher = Enricher.from_settings(settings, self._applications)
+        self.correlator = Correlator.from_settings(settings)
+        self.analyzer = Analyzer.from_settings(settings, self._rules)
 
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
@@ -58,11 +65,17 @@ class Pipeline:
         self.collector.accepting = True
         logger.info("Telemetry pipeline started.")
 
+    def refuse_new(self) -> None:
+        """Answer new telemetry with 503 from now on; the SIGTERM handler calls this."""
+        if self.collector.accepting:
+            self.collector.accepting = False
+            logger.info("Telemetry pipeline refusing new points: shutting down.")
+
     async def stop(self, drain_timeout: float = 10.0) -> int:
         """Refuse new points, drain the queue within the deadline; return the points left."""
         if self._worker is None or self._stopped:
             return self.queue.queued
-        self.collector.accepting = False
+        self.refuse_new()
         self._stopping = True
         self._wake.set()
 
@@ -75,10 +88,21 @@ class Pipeline:
         self._stopped = True
 
         left = self.queue.queued
+        accepted, processed = self.collector.counters["accepted"], self.counters["processed"]
         if left:
-            logger.warning("Telemetry pipeline stopped with %d points unprocessed.", left)
+            logger.warning(
+                "Telemetry pipeline stopped with %d points unprocessed "
+                "(accepted %d, processed %d).",
+                left,
+                accepted,
+                processed,
+            )
         else:
-            logger.info("Telemetry pipeline stopped with its queue drained.")
+            logger.info(
+                "Telemetry pipeline stopped with 0 points unprocessed (accepted %d, processed %d).",
+                accepted,
+                processed,
+            )
         return left
 
     def submit(self, items: list[Any], client: str) -> dict[str, Any]:
@@ -103,6 +127,8 @@ class Pipeline:
             # Zero by construction; reported as a sum so a bug would show instead of hide.
             "dropped": accepted - processed - queued,
             "queue_capacity": self.queue.capacity,
+            "queued_bytes": self.queue.queued_bytes,
+            "queue_capacity_bytes": self.queue.capacity_bytes,
             "batches": self.counters["batches"],
             "failed_batches": self.counters["failed_batches"],
             "dedup_entries": self.collector.dedup_entries,
@@ -111,6 +137,7 @@ class Pipeline:
             "threshold_rules": self.analyzer.rules.count,
             "sources_failing": self.sources_failing(),
             **self.analyzer.counters,
+            **self.processor.counters,
         }
 
     def sources_failing(self) -> bool:
@@ -140,19 +167,32 @@ class Pipeline:
                 await self._wake.wait()
                 continue
 
+            await self._fill(batch_size)
             for cache in self._caches():
                 if cache is not None:
                     await cache.refresh()
-            self._process(self.queue.take(batch_size))
+            self._process(*self.queue.take(batch_size))
             # Let requests in between batches; a long backlog must not starve the API.
             await asyncio.sleep(0)
 
-    def _process(self, points: list[dict[str, Any]]) -> None:
+    async def _fill(self, batch_size: int) -> None:
+        """Wait for a full batch, at most the configured wait after its first point."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._settings.telemetry_worker_max_wait_seconds
+        while len(self.queue) < batch_size and not self._stopping:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), remaining)
+
+    def _process(self, points: list[dict[str, Any]], size: int = 0) -> None:
         started = time.perf_counter()
         try:
-            batch = process(points)
+            batch = self.processor.process(points)
             self.enricher.enrich(batch)
-            self.correlator.correlate(points)
+            self.correlator.correlate(batch.points)
             self.analyzer.analyze(batch)
         except Exception:
             # A bug in a stage must not stop the worker: these points went as far as they could.
@@ -161,9 +201,11 @@ class Pipeline:
         finally:
             self.counters["processed"] += len(points)
             self.counters["batches"] += 1
-            self.queue.done(len(points))
+            self.queue.done(len(points), size)
 
         elapsed = time.perf_counter() - started
         if elapsed > 0:
             rate = len(points) / elapsed
-            self.collector.drain_rate = 0.8 * self.collector.drain_rate + 0.2 * rate
+            # The first measurement stands alone: averaged with the initial 0 it would read low.
+            previous = self.collector.drain_rate
+            self.collector.drain_rate = rate if previous <= 0 else 0.8 * previous + 0.2 * rate

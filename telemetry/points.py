@@ -8,6 +8,7 @@ pipeline moves tens of thousands a second and a class per point would cost more 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,20 +26,40 @@ _TEXT_FIELDS = (
     "severity",
     "correlation_id",
 )
-_MAX_NAME = 255
-_MAX_TEXT = 255
-_MAX_MESSAGE = 8_192
-_MAX_ATTRIBUTES = 64
-
+# Why a lone surrogate is refused: it cannot be written out as UTF-8 in any answer.
+_SURROGATE = "must be valid Unicode (no lone surrogates)"
 FieldError = tuple[str, str]
 SeriesKey = tuple[str, str, tuple[tuple[str, Any], ...]]
 
 
+@dataclass(frozen=True, slots=True)
+class PointLimits:
+    """What one point may hold; each bound is a setting so an operator can widen it."""
+
+    max_future_seconds: float = 600.0
+    max_age_seconds: float | None = None
+    max_name: int = 255
+    max_text: int = 255
+    max_message: int = 8_192
+    max_attributes: int = 64
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> PointLimits:
+        return cls(
+            max_future_seconds=settings.telemetry_max_future_seconds,
+            max_age_seconds=settings.telemetry_max_age_seconds,
+            max_name=settings.telemetry_max_name_length,
+            max_text=settings.telemetry_max_text_length,
+            max_message=settings.telemetry_max_message_length,
+            max_attributes=settings.telemetry_max_attributes,
+        )
+
+
+DEFAULT_LIMITS = PointLimits()
+
+
 def parse_point(
-    raw: Any,
-    now: float,
-    max_future_seconds: float,
-    max_age_seconds: float | None = None,
+    raw: Any, now: float, limits: PointLimits = DEFAULT_LIMITS
 ) -> tuple[dict[str, Any] | None, list[FieldError]]:
     """Validate one posted point; return the normalised point or the field errors."""
     if not isinstance(raw, dict):
@@ -48,14 +69,18 @@ def parse_point(
     point: dict[str, Any] = {}
 
     point["type"] = _point_type(raw.get("type", "metric"), errors)
-    point["name"] = _name(raw.get("name"), errors)
+    point["name"] = _name(raw.get("name"), limits.max_name, errors)
     point["ts"] = _timestamp(raw.get("timestamp", now), errors)
     point["value"] = _optional_number("value", raw.get("value"), errors)
     point["duration_ms"] = _optional_number("duration_ms", raw.get("duration_ms"), errors)
     for field in _TEXT_FIELDS:
-        point[field] = _optional_text(field, raw.get(field), _MAX_TEXT, errors)
-    point["message"] = _optional_text("message", raw.get("message"), _MAX_MESSAGE, errors)
-    point["attributes"] = _attributes(raw.get("attributes"), errors)
+        text = raw.get(field)
+        # Most points carry few of these; an absent one costs a lookup, not a call.
+        point[field] = (
+            None if text is None else _optional_text(field, text, limits.max_text, errors)
+        )
+    point["message"] = _optional_text("message", raw.get("message"), limits.max_message, errors)
+    point["attributes"] = _attributes(raw.get("attributes"), limits, errors)
 
     if point["type"] == "metric" and point["value"] is None and "value" not in _fields(errors):
         errors.append(("value", "is required for metrics"))
@@ -66,7 +91,7 @@ def parse_point(
     if point["service"] is None:
         point["service"] = "unknown"
 
-    _check_age(point["ts"], now, max_future_seconds, max_age_seconds, errors)
+    _check_age(point["ts"], now, limits.max_future_seconds, limits.max_age_seconds, errors)
     if errors:
         return None, errors
     return point, errors
@@ -83,10 +108,32 @@ def series_key(point: dict[str, Any]) -> SeriesKey:
 
 
 def dedup_key(point: dict[str, Any]) -> int:
-    """A fingerprint that two re-sent copies of one point share."""
+    """A fingerprint that only re-sent copies of one point share: every posted field counts."""
     if point["type"] == "trace" and point["span_id"] is not None:
-        return hash(("span", point["span_id"]))
-    return hash((point["type"], series_key(point), point["ts"], point["value"], point["message"]))
+        # A span id is unique only within its trace (W3C Trace Context).
+        return hash(("span", point["trace_id"], point["span_id"]))
+    attributes = point["attributes"]
+    return hash(
+        (
+            point["type"],
+            point["name"],
+            point["ts"],
+            point["value"],
+            point["duration_ms"],
+            point["message"],
+            # Written out rather than looped over _TEXT_FIELDS: this runs for every point.
+            point["unit"],
+            point["service"],
+            point["host"],
+            point["environment"],
+            point["trace_id"],
+            point["span_id"],
+            point["parent_span_id"],
+            point["severity"],
+            point["correlation_id"],
+            tuple(sorted(attributes.items())) if attributes else (),
+        )
+    )
 
 
 def analysed_value(point: dict[str, Any]) -> float | None:
@@ -123,9 +170,14 @@ def iso(ts: float) -> str:
 def parse_instant(text: str) -> float:
     """An ISO 8601 string (naive means UTC) or Unix seconds as Unix seconds; ValueError if not."""
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        # float() reads "nan" and "inf", which are no instant and break sorting downstream.
+        if not math.isfinite(seconds):
+            raise ValueError(f"{text!r} is not a finite number of seconds")
+        return seconds
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
@@ -133,36 +185,61 @@ def parse_instant(text: str) -> float:
 
 
 def _fields(errors: list[FieldError]) -> set[str]:
-    return {field for field, _ in errors}
+    return {field for field, _ in errors} if errors else set()
 
 
 def _point_type(value: Any, errors: list[FieldError]) -> str:
-    if value not in POINT_TYPES:
+    # The str check first: a list or an object is unhashable and cannot be looked up in a set.
+    if not isinstance(value, str) or value not in POINT_TYPES:
         errors.append(("type", "must be one of event, log, metric, trace"))
         return "metric"
     return str(value)
 
 
-def _name(value: Any, errors: list[FieldError]) -> str:
+def _name(value: Any, limit: int, errors: list[FieldError]) -> str:
     if value is None:
         errors.append(("name", "is required"))
         return ""
     if not isinstance(value, str) or not value.strip():
         errors.append(("name", "must be a non-empty string"))
         return ""
-    if len(value) > _MAX_NAME:
-        errors.append(("name", f"must be at most {_MAX_NAME} characters"))
+    if len(value) > limit:
+        errors.append(("name", f"must be at most {limit} characters"))
+    if not _is_unicode(value):
+        errors.append(("name", _SURROGATE))
     return value
 
 
 def _is_number(value: Any) -> bool:
+    kind = type(value)
+    if kind is float or kind is int:  # the common case, without the subclass checks
+        return True
     # bool is an int subclass, but `true` is not a measurement.
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _is_finite(value: Any) -> bool:
+    """For a number: whether it is a finite float; an int too large for a float is not."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # JSON allows integers of thousands of digits
+        return False
+
+
+def _is_unicode(text: str) -> bool:
+    """Whether the text is valid Unicode; JSON's \\ud800 escapes decode to lone surrogates."""
+    if text.isascii():  # the common case, without an encoding pass
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _timestamp(value: Any, errors: list[FieldError]) -> float:
     if _is_number(value):
-        if not math.isfinite(value):
+        if not _is_finite(value):
             errors.append(("timestamp", "must be a finite number of Unix seconds"))
             return 0.0
         return float(value)
@@ -178,7 +255,7 @@ def _timestamp(value: Any, errors: list[FieldError]) -> float:
 def _optional_number(field: str, value: Any, errors: list[FieldError]) -> float | None:
     if value is None:
         return None
-    if not _is_number(value) or not math.isfinite(value):
+    if not _is_number(value) or not _is_finite(value):
         errors.append((field, "must be a finite number"))
         return None
     return float(value)
@@ -192,21 +269,36 @@ def _optional_text(field: str, value: Any, limit: int, errors: list[FieldError])
         return None
     if len(value) > limit:
         errors.append((field, f"must be at most {limit} characters"))
+    if not _is_unicode(value):
+        errors.append((field, _SURROGATE))
     return value
 
 
-def _attributes(value: Any, errors: list[FieldError]) -> dict[str, Any]:
+def _attributes(value: Any, limits: PointLimits, errors: list[FieldError]) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
         errors.append(("attributes", "must be an object"))
         return {}
-    if len(value) > _MAX_ATTRIBUTES:
-        errors.append(("attributes", f"must have at most {_MAX_ATTRIBUTES} entries"))
+    if len(value) > limits.max_attributes:
+        errors.append(("attributes", f"must have at most {limits.max_attributes} entries"))
         return {}
 
     for key, item in value.items():
-        scalar = isinstance(item, str | bool) or (_is_number(item) and math.isfinite(item))
+        if len(key) > limits.max_name:
+            errors.append(("attributes", f"keys must be at most {limits.max_name} characters"))
+        if not _is_unicode(key):
+            # The key itself cannot go into the reason: it would not encode either.
+            errors.append(("attributes", f"keys {_SURROGATE}"))
+            continue
+        if isinstance(item, str):
+            if len(item) > limits.max_text:
+                message = f"must be at most {limits.max_text} characters"
+                errors.append((f"attributes.{key}", message))
+            if not _is_unicode(item):
+                errors.append((f"attributes.{key}", _SURROGATE))
+            continue
+        scalar = isinstance(item, bool) or (_is_number(item) and _is_finite(item))
         if not scalar:
             errors.append((f"attributes.{key}", "must be a string, a finite number or a boolean"))
     return value

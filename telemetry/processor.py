@@ -1,41 +1,117 @@
-"""The processor: turns a batch of points into columns and groups it by series in event time.
+"""The processor: turns a batch of points into columns, canonical units and series in event time.
 
-Each series' points come out ordered by their own timestamps, so the analyzer sees backfilled
-history in the order it happened, whatever order it arrived in.
+Timestamps are already UTC Unix seconds (points.py normalises every accepted form). Here values
+are converted to canonical units, non-finite values are set aside with a reason, and each point
+is assigned to a series within the cardinality bounds. Each series' points come out ordered by
+their own timestamps, so the analyzer sees backfilled history in the order it happened.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from telemetry.points import SeriesKey, analysed_value, series_key
+from telemetry.cardinality import CardinalityLimit
+from telemetry.points import SeriesKey, analysed_value, iso, series_key
+from telemetry.units import CONVERSIONS
+
+logger = logging.getLogger(__name__)
+
+RECENT_REJECTIONS = 100
 
 
 @dataclass(slots=True)
 class ProcessedBatch:
     points: list[dict[str, Any]]
     ts: np.ndarray  # float64 Unix seconds, UTC
-    values: np.ndarray  # float64, NaN where a point carries no number to analyse
+    values: np.ndarray  # float64 in canonical units, NaN where a point has no number to analyse
     series: list[tuple[SeriesKey, np.ndarray]]  # each series with its point indices, by time
 
 
-def process(points: list[dict[str, Any]]) -> ProcessedBatch:
-    ts = np.fromiter((point["ts"] for point in points), dtype=np.float64, count=len(points))
-    values = np.fromiter(
-        (_or_nan(analysed_value(point)) for point in points), dtype=np.float64, count=len(points)
-    )
+class Processor:
+    def __init__(self, max_series: int, max_values_per_key: int) -> None:
+        self.cardinality = CardinalityLimit(max_series, max_values_per_key)
+        self.non_finite = 0
+        self.rejections: deque[dict[str, Any]] = deque(maxlen=RECENT_REJECTIONS)
 
-    codes_by_key: dict[SeriesKey, int] = {}
-    codes = np.empty(len(points), dtype=np.int64)
-    for index, point in enumerate(points):
-        key = series_key(point)
-        point["series"] = key
-        codes[index] = codes_by_key.setdefault(key, len(codes_by_key))
+    @property
+    def counters(self) -> dict[str, int]:
+        return {
+            "non_finite": self.non_finite,
+            "overflow_points": self.cardinality.overflow_points,
+            "series_tracked": len(self.cardinality),
+        }
 
-    return ProcessedBatch(points, ts, values, _group(codes, ts, list(codes_by_key)))
+    def process(self, points: list[dict[str, Any]]) -> ProcessedBatch:
+        _to_canonical_units(points)
+        points = self._finite_only(points)
+
+        ts = np.fromiter((point["ts"] for point in points), dtype=np.float64, count=len(points))
+        values = np.fromiter(
+            (_or_nan(analysed_value(point)) for point in points),
+            dtype=np.float64,
+            count=len(points),
+        )
+
+        admit = self.cardinality.admit
+        codes_by_key: dict[SeriesKey, int] = {}
+        codes = np.empty(len(points), dtype=np.int64)
+        for index, point in enumerate(points):
+            key = point["series"] = admit(series_key(point))
+            codes[index] = codes_by_key.setdefault(key, len(codes_by_key))
+
+        return ProcessedBatch(points, ts, values, _group(codes, ts, list(codes_by_key)))
+
+    def _finite_only(self, points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Points whose numbers are finite; the others are counted and their reason kept."""
+        numbers = np.fromiter(
+            (_or_nan(point["value"], 0.0) + _or_nan(point["duration_ms"], 0.0) for point in points),
+            dtype=np.float64,
+            count=len(points),
+        )
+        # A missing number counts as 0 here, so only a NaN or an infinity makes the sum non-finite.
+        bad = np.flatnonzero(~np.isfinite(numbers))
+        if len(bad) == 0:
+            return points
+
+        for index in bad.tolist():
+            self._reject(points[index])
+        keep = np.ones(len(points), dtype=bool)
+        keep[bad] = False
+        return [point for point, kept in zip(points, keep.tolist(), strict=True) if kept]
+
+    def _reject(self, point: dict[str, Any]) -> None:
+        value = point["value"]
+        field = "value" if value is not None and not np.isfinite(value) else "duration_ms"
+        reason = f"{field}: must be a finite number, got {point[field]!r}"
+        if self.non_finite == 0:
+            logger.warning("Rejecting a non-finite point of %s: %s", point["name"], reason)
+        self.non_finite += 1
+        self.rejections.append(
+            {
+                "service": point["service"],
+                "name": point["name"],
+                "timestamp": iso(point["ts"]),
+                "reason": reason,
+            }
+        )
+
+
+def _to_canonical_units(points: list[dict[str, Any]]) -> None:
+    for point in points:
+        unit = point["unit"]
+        if unit is None or point["value"] is None:
+            continue
+        conversion = CONVERSIONS.get(unit)
+        if conversion is None:
+            continue
+        point["unit"], factor = conversion
+        if factor != 1.0:
+            point["value"] = point["value"] * factor
 
 
 def _group(codes: np.ndarray, ts: np.ndarray, keys: list[SeriesKey]) -> list[Any]:
@@ -45,12 +121,14 @@ def _group(codes: np.ndarray, ts: np.ndarray, keys: list[SeriesKey]) -> list[Any
     # A stable sort by (series, time) keeps equal timestamps in arrival order.
     order = np.lexsort((ts, codes))
     sorted_codes = codes[order]
-    starts = np.flatnonzero(np.diff(sorted_codes)) + 1
+    bounds = [0, *(np.flatnonzero(np.diff(sorted_codes)) + 1).tolist(), len(order)]
+    firsts = sorted_codes[bounds[:-1]].tolist()
+    # Slices of one array: far cheaper than np.split when a batch holds a thousand series.
     return [
-        (keys[run[0]], idx)
-        for run, idx in zip(np.split(sorted_codes, starts), np.split(order, starts), strict=True)
+        (keys[code], order[start:end])
+        for code, start, end in zip(firsts, bounds[:-1], bounds[1:], strict=True)
     ]
 
 
-def _or_nan(value: float | None) -> float:
-    return np.nan if value is None else value
+def _or_nan(value: float | None, default: float = np.nan) -> float:
+    return default if value is None else value

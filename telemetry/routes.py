@@ -1,14 +1,18 @@
-"""HTTP routes of the telemetry pipeline: agents post points, dashboards read findings."""
+"""HTTP routes of the telemetry pipeline: agents post points, dashboards read findings.
+
+Points arrive as JSON or NDJSON, optionally gzip or deflate compressed; OTLP has its own routes
+in `telemetry.otlp.routes`.
+"""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from service.problems import Problem
+from telemetry.ingest_formats import NDJSON, native_format, parse_json, parse_ndjson, read_body
 from telemetry.pipeline import Pipeline
 from telemetry.points import iso, parse_instant
 
@@ -20,23 +24,35 @@ Limit = Annotated[int, Query(ge=1, le=10_000)]
 
 @router.post("", status_code=202)
 async def post_point(request: Request) -> JSONResponse:
-    pipeline = _pipeline(request)
-    point = _json_body(await request.body())
-    return JSONResponse(pipeline.submit_one(point, _client(request)), status_code=202)
+    pipeline, body_format, body = await _read(request)
+
+    # An NDJSON body is a batch whatever the route: each line is one point.
+    if body_format == NDJSON:
+        return _submit_batch(pipeline, parse_ndjson(body), request)
+    point = parse_json(body)
+    return JSONResponse(pipeline.submit_one(point, client_of(request)), status_code=202)
 
 
 @router.post("/batch", status_code=202)
 async def post_batch(request: Request) -> JSONResponse:
-    pipeline = _pipeline(request)
-    items = _batch_items(_json_body(await request.body()))
-    limit = pipeline.collector.batch_max_items
-    if len(items) > limit:
-        raise Problem(
-            413,
-            f"A batch holds at most {limit} points; this one has {len(items)}.",
-            title="Batch Too Large",
-        )
-    return JSONResponse(pipeline.submit(items, _client(request)), status_code=202)
+    pipeline, body_format, body = await _read(request)
+
+    if body_format == NDJSON:
+        return _submit_batch(pipeline, parse_ndjson(body), request)
+    return _submit_batch(pipeline, _batch_items(parse_json(body)), request)
+
+
+async def _read(request: Request) -> tuple[Pipeline, str, bytes]:
+    """The pipeline, the body's format and the decoded body; refusals come before reading."""
+    pipeline = pipeline_of(request)
+    pipeline.collector.check_open()
+    body_format = native_format(request)
+    return pipeline, body_format, await read_body(request, pipeline.max_body_bytes)
+
+
+def _submit_batch(pipeline: Pipeline, items: list[Any], request: Request) -> JSONResponse:
+    pipeline.collector.check_size(len(items))
+    return JSONResponse(pipeline.submit(items, client_of(request)), status_code=202)
 
 
 @router.get("/anomalies")
@@ -48,7 +64,7 @@ async def get_anomalies(
     until: str | None = None,
     limit: Limit = 100,
 ) -> dict[str, Any]:
-    pipeline = _pipeline(request)
+    pipeline = pipeline_of(request)
     start, end = _instant("since", since), _instant("until", until)
     found = pipeline.analyzer.anomalies(service, name, start, end, limit)
     return {"items": [_render(item) for item in found]}
@@ -56,7 +72,7 @@ async def get_anomalies(
 
 @router.get("/analysis")
 async def get_analysis(request: Request, limit: Limit = 100) -> dict[str, Any]:
-    pipeline = _pipeline(request)
+    pipeline = pipeline_of(request)
     analyzer = pipeline.analyzer
     recent = analyzer.recent_anomalies(limit)
     return {
@@ -69,39 +85,22 @@ async def get_analysis(request: Request, limit: Limit = 100) -> dict[str, Any]:
     }
 
 
-@router.get("/correlations")
-async def get_correlations(
-    request: Request, service: str | None = None, limit: Limit = 100
-) -> dict[str, Any]:
-    pipeline = _pipeline(request)
-    return {"items": pipeline.correlator.correlations(service, limit)}
-
-
 @router.get("/metrics")
 async def get_metrics(request: Request) -> dict[str, Any]:
-    return _pipeline(request).metrics()
+    return pipeline_of(request).metrics()
 
 
-def _pipeline(request: Request) -> Pipeline:
+def pipeline_of(request: Request) -> Pipeline:
     pipeline = getattr(request.app.state, "pipeline", None)
     if pipeline is None:
         raise Problem(503, "The telemetry pipeline is not running.", headers={"Retry-After": "5"})
     return pipeline
 
 
-def _client(request: Request) -> str:
+def client_of(request: Request) -> str:
+    """Who is rate-limited: the client address until authentication names the caller."""
+    # TODO(#7): key the rate limit by API key once authentication exists.
     return request.client.host if request.client is not None else "unknown"
-
-
-def _json_body(body: bytes) -> Any:
-    # Python's json takes NaN and Infinity literals; they parse to floats that the point
-    # validation then rejects as non-finite, item by item.
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Problem(
-            400, f"The request body is not valid JSON: {exc}.", title="Malformed JSON"
-        ) from exc
 
 
 def _batch_items(body: Any) -> list[Any]:

@@ -1,17 +1,27 @@
-"""The analyzer through the API: a labelled NAB series, event-time order, threshold rules."""
+"""The analyzer through the API: event-time order, lateness, trends, series for charts."""
 
 from __future__ import annotations
 
 import csv
-import json
-from datetime import UTC, datetime
+import math
+import random
 from pathlib import Path
 
+import numpy as np
+import pytest
+from scipy import stats
+
+from telemetry.analyzer import Analyzer, AnalyzerConfig
 from telemetry.detectors import SeriesDetector
-from tests.telemetry.conftest import FakeSources, metric, wait_processed
+from telemetry.points import iso, parse_instant, parse_point
+from telemetry.processor import Processor
+from telemetry.trends import trend
+from tests.telemetry.analysis_app import analysis_service
+from tests.telemetry.conftest import metric, wait_processed
 
 NAB = Path(__file__).parents[1] / "data" / "nab"
 SERIES = "ec2_request_latency_system_failure.csv"
+T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
 
 
 def _nab_points() -> list[dict]:
@@ -23,131 +33,226 @@ def _nab_points() -> list[dict]:
     ]
 
 
-def _nab_windows() -> list[tuple[str, str]]:
-    windows = json.loads((NAB / "windows.json").read_text())[SERIES]
-    return [(_iso(start), _iso(end)) for start, end in windows]
+def _flags_of_the_detector_alone(points: list[dict]) -> list[tuple[str, float]]:
+    detector = SeriesDetector()
+    flags = []
+    for point in sorted(points, key=lambda p: p["timestamp"]):
+        ts = parse_instant(point["timestamp"].replace("Z", "+00:00"))
+        if detector.observe(ts, point["value"])[0] is not None:
+            flags.append((iso(ts), point["value"]))
+    return flags
 
 
-def _iso(naive: str) -> str:
-    moment = datetime.fromisoformat(naive).replace(tzinfo=UTC)
-    return moment.isoformat().replace("+00:00", "Z")
+@pytest.fixture
+def service(tmp_path):
+    return lambda **overrides: analysis_service(tmp_path, **overrides)
 
 
-async def test_nab_series_flags_fall_in_labelled_windows(telemetry_service):
+@pytest.mark.parametrize("order", ["forward", "reversed", "shuffled"])
+async def test_a_backfill_is_analysed_in_event_time_whatever_its_order(telemetry_service, order):
     points = _nab_points()
+    sent = {"forward": points, "reversed": points[::-1]}.get(order)
+    if sent is None:
+        sent = random.Random(3).sample(points, len(points))
     async with telemetry_service() as (client, _):
-        response = await client.post("/telemetry/batch", json=points)
-        assert response.json() == {"accepted": 4032, "rejected": [], "duplicates": 0}
+        # Four requests, so that order across requests matters, not only within one.
+        for start in range(0, len(sent), 1008):
+            await client.post("/telemetry/batch", json=sorted(sent[start : start + 1008], key=_ts))
         metrics = await wait_processed(client)
-        assert (metrics["processed"], metrics["analysed"], metrics["late"]) == (4032, 4032, 0)
+        found = (await client.get("/telemetry/anomalies", params={"limit": 1000})).json()
 
-        found = await client.get(
-            "/telemetry/anomalies", params={"service": "nab", "name": SERIES, "limit": 1000}
-        )
-
-    items = found.json()["items"]
-    stamps = [item["timestamp"] for item in items]
-    windows = _nab_windows()
-    inside = [any(start <= ts <= end for start, end in windows) for ts in stamps]
-    hit_windows = [any(start <= ts <= end for ts in stamps) for start, end in windows]
-    assert stamps == sorted(stamps)
-    assert hit_windows == [True, True, True]
-    assert inside == [True, True, True]  # one flag per incident, none outside
-    assert all(0.0 <= item["score"] <= 1.0 for item in items)
-    assert {item["service"] for item in items} == {"nab"}
+    flags = [(item["timestamp"], item["value"]) for item in found["items"]]
+    if order == "forward":
+        assert flags == _flags_of_the_detector_alone(points)
+        assert (metrics["analysed"], metrics["late"]) == (4032, 0)
+    else:
+        # Without lateness allowed, what arrives behind the series' analysed time is skipped.
+        assert metrics["analysed"] + metrics["late"] == 4032
+        assert metrics["late"] > 0
 
 
-async def test_backfill_in_reverse_is_analysed_in_event_time(telemetry_service):
+async def test_points_late_by_less_than_the_lateness_are_analysed_in_order(telemetry_service):
     points = _nab_points()
-    async with telemetry_service() as (client, _):
+    # Each point is delayed by up to an hour, so requests overlap in event time by that much.
+    rng = random.Random(3)
+    arrival = sorted(points, key=lambda p: parse_instant(p["timestamp"]) + rng.uniform(0, 3600))
+    async with telemetry_service(telemetry_lateness_seconds=3600) as (client, pipeline):
+        for start in range(0, len(arrival), 48):
+            await client.post("/telemetry/batch", json=arrival[start : start + 48])
+            await wait_processed(client)
+        metrics = await wait_processed(client)
+        view = pipeline.analyzer.series(limit=1)[0]
+        found = (await client.get("/telemetry/anomalies", params={"limit": 1000})).json()
+
+    analysed_until = iso(view["last_timestamp"])
+    alone = [flag for flag in _flags_of_the_detector_alone(points) if flag[0] <= analysed_until]
+    assert (metrics["late"], metrics["analysed"] + view["held_points"]) == (0, 4032)
+    assert metrics["reordered"] > 0
+    assert [(item["timestamp"], item["value"]) for item in found["items"]] == alone
+
+
+async def test_points_within_the_lateness_are_reordered_and_later_ones_skipped(service):
+    def at(*offsets: int) -> list[dict]:
+        return [metric("cpu", float(o), T0 + o, service="api") for o in offsets]
+
+    async with service(telemetry_lateness_seconds=300) as app:
+        client = app.client
+        await client.post("/telemetry/batch", json=at(0, 60, 120, 240))
+        await wait_processed(client)
+        await client.post("/telemetry/batch", json=at(180, 600))  # 180 is out of order
+        await wait_processed(client)
+        await client.post("/telemetry/batch", json=at(100))  # behind what was analysed: late
+        metrics = await wait_processed(client)
+        series = (await client.get("/telemetry/series", params={"name": "cpu"})).json()
+        view = (await client.get("/telemetry/analysis")).json()["series"][0]
+
+    assert (metrics["analysed"], metrics["reordered"], metrics["late"]) == (5, 1, 1)
+    assert (view["points"], view["late_points"], view["held_points"]) == (5, 1, 1)
+    points = series["series"][0]["points"]
+    assert [(p["start"], p["count"], p["mean"]) for p in points if p["count"]][:2] == [
+        ("2023-11-14T22:13:20Z", 1, 0.0),
+        (points[1]["start"], 1, 60.0),
+    ]
+    assert sum(p["count"] for p in points) == 5
+
+
+async def test_the_reorder_buffer_is_bounded(service):
+    points = [metric("cpu", 1.0, T0 + i, service="api") for i in range(10)]
+    settings = {"telemetry_lateness_seconds": 3600, "telemetry_reorder_max_points": 4}
+    async with service(**settings) as app:
+        await app.client.post("/telemetry/batch", json=points)
+        metrics = await wait_processed(app.client)
+        view = (await app.client.get("/telemetry/analysis")).json()["series"][0]
+
+    assert (metrics["analysed"], view["held_points"]) == (6, 4)
+
+
+def test_theil_sen_and_mann_kendall_match_the_references():
+    rng = np.random.default_rng(11)
+    ts = np.arange(40, dtype=np.float64) * 60.0
+    values = 0.02 * ts + rng.normal(0, 5, 40)
+    values[7] = 500.0  # one outlier moves neither estimate much
+
+    found = trend(ts, values, alpha=0.01)
+    reference_slope = stats.theilslopes(values, ts).slope
+    reference_tau = stats.kendalltau(ts, values).statistic
+
+    assert found is not None
+    assert found.direction == "rising"
+    assert found.slope == pytest.approx(reference_slope, rel=1e-12)
+    assert found.tau == pytest.approx(reference_tau, rel=1e-12)
+    assert found.p_value < 1e-6
+
+
+def test_mann_kendall_p_value_of_a_strictly_rising_series():
+    # n = 10, S = 45, Var(S) = 125, z = (45 - 1) / sqrt(125) = 3.9355; two-sided p = 8.30e-5.
+    found = trend(np.arange(10.0), np.arange(10.0) * 2, alpha=0.01)
+    assert found is not None
+    assert found.p_value == pytest.approx(8.30e-5, rel=1e-3)
+    assert (found.slope, found.tau) == (2.0, 1.0)
+
+
+def test_no_trend_in_noise_or_with_too_few_points():
+    rng = np.random.default_rng(5)
+    flat = trend(np.arange(64.0), rng.normal(10, 1, 64), alpha=0.01)
+    assert flat is not None and flat.direction == "flat"
+    assert trend(np.arange(5.0), np.arange(5.0), alpha=0.01) is None
+
+
+async def test_a_rising_series_reports_one_trend_with_its_p_value(service):
+    rng = random.Random(2)
+    flat = [metric("mem", 100 + rng.uniform(-2, 2), T0 + 60 * i, service="api") for i in range(64)]
+    rising = [
+        metric("mem", 100 + 0.5 * i + rng.uniform(-2, 2), T0 + 60 * (64 + i), service="api")
+        for i in range(64)
+    ]
+    async with service(telemetry_trend_window=32) as app:
+        await app.client.post("/telemetry/batch", json=flat)
+        await wait_processed(app.client)
+        quiet = (await app.client.get("/telemetry/analysis")).json()
+        await app.client.post("/telemetry/batch", json=rising)
+        await wait_processed(app.client)
+        analysis = (await app.client.get("/telemetry/analysis")).json()
+
+    assert quiet["trends"] == []
+    assert [t["direction"] for t in analysis["trends"]] == ["rising"]
+    found = analysis["trends"][0]
+    assert found["p_value"] < 0.01
+    assert found["slope_per_second"] == pytest.approx(0.5 / 60, rel=0.3)
+    assert analysis["series"][0]["trend"] == "rising"
+
+
+async def test_series_are_downsampled_for_charts(service):
+    points = [metric("rps", float(i), T0 + 60 * i, service="api") for i in range(100)]
+    points += [metric("rps", 1.0, T0, service="web")]
+    async with service() as app:
+        client = app.client
         await client.post("/telemetry/batch", json=points)
         await wait_processed(client)
-        forward = (await client.get("/telemetry/anomalies", params={"limit": 1000})).json()
+        ten = (
+            await client.get(
+                "/telemetry/series", params={"service": "api", "name": "rps", "buckets": 10}
+            )
+        ).json()
+        stepped = (
+            await client.get(
+                "/telemetry/series",
+                params={
+                    "service": "api",
+                    "name": "rps",
+                    "step": 1200,
+                    "since": iso(T0 + 600),
+                    "until": iso(T0 + 60 * 99),
+                },
+            )
+        ).json()
+        both = (await client.get("/telemetry/series", params={"name": "rps"})).json()
+        missing = await client.get("/telemetry/series")
 
-    async with telemetry_service() as (client, _):
-        await client.post("/telemetry/batch", json=points[::-1])
-        await wait_processed(client)
-        backward = (await client.get("/telemetry/anomalies", params={"limit": 1000})).json()
-
-    def summary(found: dict) -> list[tuple]:
-        return [(a["timestamp"], a["value"], a["detector"]) for a in found["items"]]
-
-    assert len(forward["items"]) == 3
-    assert summary(backward) == summary(forward)
-
-
-def test_a_flag_depends_only_on_the_point_and_earlier_ones():
-    values = [10.0 + (i % 7) * 0.1 for i in range(200)] + [30.0] + [10.0] * 50
-    full = SeriesDetector()
-    flags_full = [full.observe(value)[0] for value in values]
-    prefix = SeriesDetector()
-    flags_prefix = [prefix.observe(value)[0] for value in values[:201]]
-
-    assert flags_full[:201] == flags_prefix
-    assert [i for i, flag in enumerate(flags_full) if flag is not None] == [200]
-    assert flags_full[200].detector == "zscore"
-
-
-async def test_one_incident_is_one_anomaly(telemetry_service):
-    base = 1_700_000_000
-    values = [50.0 + (i % 5) for i in range(300)] + [500.0] * 20
-    points = [
-        metric("latency", value, base + 60 * i, service="api") for i, value in enumerate(values)
+    buckets = ten["series"][0]["points"]
+    assert [(b["count"], b["min"], b["max"]) for b in buckets] == [
+        (10, 10.0 * k, 10.0 * k + 9) for k in range(10)
     ]
-    async with telemetry_service() as (client, _):
-        await client.post("/telemetry/batch", json=points)
-        await wait_processed(client)
-        items = (await client.get("/telemetry/anomalies", params={"service": "api"})).json()[
-            "items"
-        ]
-
-    assert [(item["timestamp"], item["value"]) for item in items] == [
-        ("2023-11-15T03:13:20Z", 500.0)
+    assert [b["mean"] for b in buckets] == [10.0 * k + 4.5 for k in range(10)]
+    assert buckets[0]["start"] == "2023-11-14T22:13:20Z"
+    stepped_points = stepped["series"][0]["points"]
+    # Buckets of whole steps fall on multiples of 1200 s: the first starts before `since`.
+    assert [(b["count"], b["min"]) for b in stepped_points] == [
+        (17, 10.0),
+        (20, 27.0),
+        (20, 47.0),
+        (20, 67.0),
+        (13, 87.0),
     ]
+    assert all(
+        math.isclose(parse_instant(b["start"].replace("Z", "+00:00")) % 1200, 0)
+        for b in stepped_points
+    )
+    assert sorted(s["service"] for s in both["series"]) == ["api", "web"]
+    assert missing.status_code == 422
 
 
-async def test_threshold_rule_from_the_backend_raises_one_alert(telemetry_service):
-    rules = [
-        {
-            "name": "hot cpu",
-            "metric_name": "cpu",
-            "operator": "gt",
-            "threshold": 90.0,
-            "evaluation_window": 120,
-            "severity": "critical",
-            "is_active": True,
-        },
-        {
-            "name": "retired",
-            "metric_name": "cpu",
-            "operator": "gt",
-            "threshold": 0.0,
-            "evaluation_window": 0,
-            "severity": "info",
-            "is_active": False,
-        },
-    ]
-    base = 1_700_000_000
-    values = [50.0, 95.0, 96.0, 97.0, 98.0, 99.0, 40.0]
-    points = [metric("cpu", value, base + 60 * i, service="api") for i, value in enumerate(values)]
-    async with telemetry_service(FakeSources(alert_rules=rules)) as (client, _):
-        await client.post("/telemetry/batch", json=points)
-        await wait_processed(client)
-        analysis = (await client.get("/telemetry/analysis")).json()
+def _ts(point: dict) -> str:
+    return point["timestamp"]
 
-    assert analysis["threshold_alerts"] == [
-        {
-            "rule": "hot cpu",
-            "service": "api",
-            "name": "cpu",
-            "attributes": {},
-            "timestamp": "2023-11-14T22:16:20Z",
-            "breach_started": "2023-11-14T22:14:20Z",
-            "value": 97.0,
-            "operator": "gt",
-            "threshold": 90.0,
-            "severity": "critical",
-            "team": None,
-            "tier": None,
-        }
-    ]
+
+def test_held_points_of_a_quiet_series_are_released_after_the_lateness():
+    wall = [1000.0]
+    analyzer = Analyzer(config=AnalyzerConfig(lateness_seconds=300), clock=lambda: wall[0])
+    processor = Processor(100, 100)
+
+    def send(name: str, *offsets: int) -> None:
+        raw = [metric(name, float(o), T0 + o, service="api") for o in offsets]
+        analyzer.analyze(processor.process([parse_point(item, T0 + 600)[0] for item in raw]))
+
+    send("cpu", 0, 60, 120)
+    held_at_first = analyzer.series()[0]["held_points"]
+    wall[0] += 299
+    send("mem", 0)  # another series' batch: cpu has been quiet for less than the lateness
+    still_held = analyzer.counters["analysed"]
+    wall[0] += 1
+    send("mem", 60)
+
+    cpu = next(view for view in analyzer.series() if view["name"] == "cpu")
+    assert (held_at_first, still_held) == (3, 0)
+    assert (cpu["points"], cpu["held_points"], cpu["last_value"]) == (3, 0, 120.0)

@@ -6,9 +6,11 @@ import pytest
 
 from telemetry.backpressure import PointQueue
 from telemetry.dedup import DedupWindow
-from telemetry.points import parse_point
+from telemetry.points import PointLimits, dedup_key, parse_point
 
 NOW = 1_700_000_000.0
+SURROGATE = "must be valid Unicode (no lone surrogates)"
+ANY_TYPE = [("type", "must be one of event, log, metric, trace")]
 
 
 @pytest.mark.parametrize(
@@ -41,7 +43,51 @@ NOW = 1_700_000_000.0
     ],
 )
 def test_invalid_points_name_the_field(raw, errors):
-    point, found = parse_point(raw, NOW, 600.0)
+    point, found = parse_point(raw, NOW)
+
+    assert point is None
+    assert found == errors
+
+
+BAD_STAMP = [("timestamp", "must be an ISO 8601 date-time or Unix seconds")]
+HUGE = 10**400  # what JSON's 1 followed by 400 zeros parses to: no float can hold it
+
+
+@pytest.mark.parametrize(
+    ("raw", "errors"),
+    [
+        ({"name": "cpu", "value": 1, "timestamp": "nan"}, BAD_STAMP),
+        ({"name": "cpu", "value": 1, "timestamp": "NaN"}, BAD_STAMP),
+        ({"name": "cpu", "value": 1, "timestamp": "inf"}, BAD_STAMP),
+        ({"name": "cpu", "value": 1, "timestamp": "-Infinity"}, BAD_STAMP),
+        ({"name": "\ud800", "value": 1}, [("name", SURROGATE)]),
+        ({"name": "cpu", "value": 1, "service": "a\udfffb"}, [("service", SURROGATE)]),
+        ({"name": "cpu", "value": 1, "trace_id": "\ud800"}, [("trace_id", SURROGATE)]),
+        ({"type": "log", "name": "l", "message": "\udc00"}, [("message", SURROGATE)]),
+        (
+            {"name": "cpu", "value": 1, "attributes": {"\ud800": 1}},
+            [("attributes", "keys " + SURROGATE)],
+        ),
+        ({"name": "cpu", "value": 1, "attributes": {"k": "\ud800"}}, [("attributes.k", SURROGATE)]),
+        ({"name": "cpu", "value": HUGE}, [("value", "must be a finite number")]),
+        (
+            {"type": "trace", "name": "GET", "duration_ms": -HUGE},
+            [("duration_ms", "must be a finite number")],
+        ),
+        (
+            {"name": "cpu", "value": 1, "timestamp": HUGE},
+            [("timestamp", "must be a finite number of Unix seconds")],
+        ),
+        (
+            {"name": "cpu", "value": 1, "attributes": {"k": HUGE}},
+            [("attributes.k", "must be a string, a finite number or a boolean")],
+        ),
+        ({"type": [1], "name": "cpu", "value": 1}, ANY_TYPE),
+        ({"type": {"a": 1}, "name": "cpu", "value": 1}, ANY_TYPE),
+    ],
+)
+def test_input_that_once_raised_is_rejected_with_a_reason(raw, errors):
+    point, found = parse_point(raw, NOW)
 
     assert point is None
     assert found == errors
@@ -55,7 +101,7 @@ def test_valid_point_is_normalised_to_utc_seconds():
         "severity": "ERROR",
     }
 
-    point, errors = parse_point(raw, NOW, 600.0)
+    point, errors = parse_point(raw, NOW)
 
     assert errors == []
     assert point is not None
@@ -65,28 +111,124 @@ def test_valid_point_is_normalised_to_utc_seconds():
         "unknown",
         None,
     )
-    naive, _ = parse_point(
-        {"name": "cpu", "value": 1, "timestamp": "2023-11-14T22:13:20"}, NOW, 600.0
-    )
+    naive, _ = parse_point({"name": "cpu", "value": 1, "timestamp": "2023-11-14T22:13:20"}, NOW)
     assert naive is not None and naive["ts"] == 1_700_000_000.0
 
 
-def test_dedup_window_forgets_after_the_window_and_beyond_its_bound():
-    window = DedupWindow(window_seconds=10.0, max_entries=3)
-    window.remember([1, 2], now=0.0)
-    window.remember([3, 4], now=5.0)
+def test_limits_bound_names_texts_messages_and_attributes():
+    limits = PointLimits(max_name=4, max_text=3, max_message=5, max_attributes=2)
+    raw = {
+        "name": "cpu.usage",
+        "value": 1,
+        "service": "checkout",
+        "message": "too long",
+        "attributes": {"pod": "abcd", "region": "eu"},
+    }
 
-    assert (1 in window, 2 in window, 3 in window, 4 in window) == (False, True, True, True)
-    window.expire(now=10.0)
-    assert (len(window), 2 in window, 3 in window) == (2, False, True)
+    point, errors = parse_point(raw, NOW, limits)
+
+    assert point is None
+    assert errors == [
+        ("name", "must be at most 4 characters"),
+        ("service", "must be at most 3 characters"),
+        ("message", "must be at most 5 characters"),
+        ("attributes.pod", "must be at most 3 characters"),
+        ("attributes", "keys must be at most 4 characters"),
+    ]
+    _, too_many = parse_point(
+        {"name": "cpu", "value": 1, "attributes": dict.fromkeys("abc", 1)}, NOW, limits
+    )
+    assert too_many == [("attributes", "must have at most 2 entries")]
+
+
+def test_dedup_window_remembers_for_the_window_and_forgets_whole_slices():
+    window = DedupWindow(window_seconds=8.0, max_entries=1_000, slices=4)
+    window.remember([1, 2], now=0.0)
+    window.remember([3], now=2.5)  # the first slice is 2 s long: [1, 2] is sealed
+
+    assert window.seen([1, 2, 3, 4]).tolist() == [True, True, True, False]
+    window.expire(now=7.9)
+    assert (len(window), 1 in window, 3 in window) == (3, True, True)
+    window.expire(now=8.0)  # [1, 2] arrived 8 s ago: the whole sealed slice goes
+    assert (len(window), 1 in window, 2 in window, 3 in window) == (1, False, False, True)
+    window.expire(now=10.5)
+    assert len(window) == 0
+
+
+def test_dedup_window_drops_the_oldest_slice_beyond_its_bound():
+    window = DedupWindow(window_seconds=60.0, max_entries=4, slices=2)  # slices of 2 entries
+
+    window.remember([1, 2, 3], now=0.0)
+    window.remember([4, 5], now=1.0)
+
+    assert len(window) <= 4
+    assert window.seen([1, 2, 3, 4, 5]).tolist() == [False, False, True, True, True]
+
+
+def test_dedup_window_of_zero_remembers_nothing():
+    window = DedupWindow(window_seconds=0.0, max_entries=10)
+    window.remember([1], now=0.0)
+
+    assert (len(window), 1 in window) == (0, False)
 
 
 def test_queue_admits_all_or_nothing_and_counts_the_batch_in_flight():
     queue = PointQueue(capacity=3)
 
-    assert queue.offer([{"n": 1}, {"n": 2}]) is True
-    assert queue.offer([{"n": 3}, {"n": 4}]) is False
-    batch = queue.take(5)
-    assert (len(batch), queue.queued, queue.has_room(2)) == (2, 2, False)
-    queue.done(len(batch))
-    assert (queue.queued, queue.has_room(3)) == (0, True)
+    assert queue.offer([{"n": 1}, {"n": 2}], sizes=[10, 10]) is True
+    assert queue.offer([{"n": 3}, {"n": 4}], sizes=[10, 10]) is False
+    batch, size = queue.take(5)
+    assert (len(batch), size, queue.queued, queue.has_room(2)) == (2, 20, 2, False)
+    queue.done(len(batch), size)
+    assert (queue.queued, queue.queued_bytes, queue.has_room(3)) == (0, 0, True)
+
+
+def test_queue_is_bounded_in_bytes_too():
+    queue = PointQueue(capacity=100, capacity_bytes=1_000)
+
+    assert queue.offer([{"n": 1}], sizes=[600]) is True
+    assert queue.offer([{"n": 2}, {"n": 3}], sizes=[300, 200]) is False
+    assert queue.offer([{"n": 2}], sizes=[400]) is True
+    assert (queue.queued, queue.queued_bytes) == (2, 1_000)
+
+
+def _point(**fields):
+    raw = {"name": "cpu", "value": 1.0, "timestamp": NOW - 60, **fields}
+    point, errors = parse_point(raw, NOW)
+    assert errors == []
+    return point
+
+
+@pytest.mark.parametrize(
+    "difference",
+    [
+        {"host": "web-2"},
+        {"environment": "staging"},
+        {"attributes": {"pod": "b"}},
+        {"trace_id": "4bf92f3577b34da6a3ce929d0e0e4737"},
+        {"span_id": "00f067aa0ba902b7"},
+        {"correlation_id": "order-2"},
+        {"severity": "ERROR"},
+        {"unit": "ms"},
+        {"message": "second"},
+        {"duration_ms": 5.0},
+    ],
+)
+def test_points_that_differ_in_any_field_are_not_duplicates(difference):
+    base = {"host": "web-1", "environment": "prod", "attributes": {"pod": "a"}, "message": "first"}
+    first = _point(**base)
+    other = _point(**{**base, **difference})
+
+    assert dedup_key(first) == dedup_key(_point(**base))
+    assert dedup_key(first) != dedup_key(other)
+
+
+def test_a_span_is_the_same_span_only_within_its_trace():
+    span = {"type": "trace", "name": "GET", "duration_ms": 3.0, "span_id": "00f067aa0ba902b7"}
+    first = _point(**span, trace_id="4bf92f3577b34da6a3ce929d0e0e4737")
+    # By the rule a span id names the span: a copy is a duplicate whatever it carries.
+    resent = _point(**{**span, "duration_ms": 4.0}, trace_id="4bf92f3577b34da6a3ce929d0e0e4737")
+    other_trace = _point(**span, trace_id="0af7651916cd43dd8448eb211c80319c")
+
+    assert dedup_key(first) == dedup_key(resent)
+    assert dedup_key(first) != dedup_key(other_trace)

@@ -1,0 +1,222 @@
+"""OTLP messages onto the service's point model, as the raw dicts `/telemetry/batch` takes.
+
+Gauges and sums become metric points; histograms, exponential histograms and summaries become
+two: `<name>.count` and `<name>.sum`. Spans become trace points with their duration and status,
+log records become log points. Resource attributes join each point's attributes (the point's
+own win a clash); `service.name`, `host.name` and `deployment.environment` fill the point's
+fields. Every point remembers which OTLP item it came from, so rejections count in OTLP units.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from telemetry.otlp.codec import LOGS, METRICS, TRACES, Signal
+
+Items = tuple[list[dict[str, Any]], list[int]]
+
+_LIFTED = {
+    "service.name": "service",
+    "host.name": "host",
+    "deployment.environment.name": "environment",
+    "deployment.environment": "environment",
+}
+_SPAN_KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
+_STATUS_CODES = {0: "UNSET", 1: "OK", 2: "ERROR"}
+_HISTOGRAMS = frozenset({"histogram", "exponential_histogram", "summary"})
+# OTLP severity numbers come in bands of four (logs data model, "Field: SeverityNumber").
+_SEVERITY_BANDS = ("trace", "debug", "info", "warn", "error", "fatal")
+
+
+def points(signal: Signal, request: Any) -> Items:
+    """The request's points and, for each, the index of the OTLP item it came from."""
+    if signal is METRICS:
+        return metric_points(request)
+    if signal is TRACES:
+        return span_points(request)
+    if signal is LOGS:
+        return log_points(request)
+    raise ValueError(f"unknown OTLP signal {signal.name}")
+
+
+def metric_points(request: Any) -> Items:
+    items: list[dict[str, Any]] = []
+    origins: list[int] = []
+    origin = 0
+    for resource_metrics in request.resource_metrics:
+        fields, shared = _resource(resource_metrics.resource)
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                kind = metric.WhichOneof("data")
+                if kind is None:
+                    continue
+                base = {**fields, "type": "metric", "unit": metric.unit or None}
+                if kind not in _HISTOGRAMS:
+                    # Gauges and sums, nearly all traffic: one point each, built inline.
+                    origin = _number_points(metric, kind, base, shared, items, origins, origin)
+                    continue
+                for data_point in getattr(metric, kind).data_points:
+                    point_attributes = {**shared, **attributes(data_point.attributes)}
+                    stamp = data_point.time_unix_nano
+                    for name, value in _histogram_values(metric.name, kind, data_point):
+                        item = {**base, "name": name, "value": value}
+                        item["attributes"] = point_attributes
+                        _timestamp(item, stamp)
+                        items.append(item)
+                        origins.append(origin)
+                    origin += 1
+    return items, origins
+
+
+def _number_points(
+    metric: Any,
+    kind: str,
+    base: dict[str, Any],
+    shared: dict[str, Any],
+    items: list[dict[str, Any]],
+    origins: list[int],
+    origin: int,
+) -> int:
+    """Append a gauge's or a sum's points; the next item's origin."""
+    base["name"] = metric.name
+    for data_point in getattr(metric, kind).data_points:
+        which = data_point.WhichOneof("value")
+        item = {**base, "value": getattr(data_point, which) if which is not None else None}
+        item["attributes"] = {**shared, **attributes(data_point.attributes)}
+        stamp = data_point.time_unix_nano
+        if stamp:  # zero means unset: the point then takes its arrival time
+            item["timestamp"] = stamp / 1e9
+        items.append(item)
+        origins.append(origin)
+        origin += 1
+    return origin
+
+
+def span_points(request: Any) -> Items:
+    items: list[dict[str, Any]] = []
+    for resource_spans in request.resource_spans:
+        fields, shared = _resource(resource_spans.resource)
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                items.append(_span_point(span, fields, shared))
+    return items, list(range(len(items)))
+
+
+def log_points(request: Any) -> Items:
+    items: list[dict[str, Any]] = []
+    for resource_logs in request.resource_logs:
+        fields, shared = _resource(resource_logs.resource)
+        for scope_logs in resource_logs.scope_logs:
+            default_name = scope_logs.scope.name or "log"
+            for record in scope_logs.log_records:
+                items.append(_log_point(record, default_name, fields, shared))
+    return items, list(range(len(items)))
+
+
+def attributes(pairs: Any) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for pair in pairs:
+        value = pair.value
+        # Strings first, without a call: they are most attributes.
+        if value.WhichOneof("value") == "string_value":
+            found[pair.key] = value.string_value
+        else:
+            found[pair.key] = any_value(value)
+    return found
+
+
+def any_value(value: Any) -> Any:
+    """An AnyValue as a scalar: arrays and maps as compact JSON, bytes as hex."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind is None:
+        return ""
+    if kind == "bytes_value":
+        return value.bytes_value.hex()
+    if kind == "array_value":
+        return json.dumps([any_value(item) for item in value.array_value.values])
+    if kind == "kvlist_value":
+        return json.dumps(attributes(value.kvlist_value.values), sort_keys=True)
+    return getattr(value, kind)
+
+
+def _resource(resource: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The point fields a resource fills, and the attributes it shares with every point."""
+    shared = attributes(resource.attributes)
+    fields: dict[str, Any] = {}
+    for key, field in _LIFTED.items():
+        value = shared.pop(key, None)
+        if isinstance(value, str) and field not in fields:
+            fields[field] = value
+    return fields, shared
+
+
+def _timestamp(item: dict[str, Any], unix_nano: int) -> None:
+    # Zero means unset in OTLP; the point then takes its arrival time.
+    if unix_nano:
+        item["timestamp"] = unix_nano / 1e9
+
+
+def _histogram_values(name: str, kind: str, data_point: Any) -> list[tuple[str, Any]]:
+    values = [(f"{name}.count", data_point.count)]
+    if kind == "summary" or data_point.HasField("sum"):
+        values.append((f"{name}.sum", data_point.sum))
+    return values
+
+
+def _span_point(span: Any, fields: dict[str, Any], shared: dict[str, Any]) -> dict[str, Any]:
+    status = _STATUS_CODES.get(span.status.code, "UNSET")
+    item = {
+        **fields,
+        "type": "trace",
+        "name": span.name,
+        "duration_ms": (span.end_time_unix_nano - span.start_time_unix_nano) / 1e6,
+        "trace_id": span.trace_id.hex() or None,
+        "span_id": span.span_id.hex() or None,
+        "parent_span_id": span.parent_span_id.hex() or None,
+        "message": span.status.message or None,
+        "severity": "error" if status == "ERROR" else None,
+        "attributes": {
+            **shared,
+            **attributes(span.attributes),
+            "span.kind": _SPAN_KINDS[span.kind] if span.kind < len(_SPAN_KINDS) else "unspecified",
+            "otel.status_code": status,
+        },
+    }
+    _timestamp(item, span.start_time_unix_nano)
+    return item
+
+
+def _log_point(
+    record: Any, default_name: str, fields: dict[str, Any], shared: dict[str, Any]
+) -> dict[str, Any]:
+    item = {
+        **fields,
+        "type": "log",
+        "name": record.event_name or default_name,
+        "message": _body_text(record.body),
+        "severity": _severity(record),
+        "trace_id": record.trace_id.hex() or None,
+        "span_id": record.span_id.hex() or None,
+        "attributes": {**shared, **attributes(record.attributes)},
+    }
+    _timestamp(item, record.time_unix_nano or record.observed_time_unix_nano)
+    return item
+
+
+def _body_text(body: Any) -> str | None:
+    if body.WhichOneof("value") is None:
+        return None
+    value = any_value(body)
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _severity(record: Any) -> str | None:
+    if record.severity_text:
+        return record.severity_text
+    number = record.severity_number
+    if not 1 <= number <= 24:
+        return None
+    return _SEVERITY_BANDS[(number - 1) // 4]
