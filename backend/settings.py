@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-DEFAULT_DATABASE_URL = "sqlite:///data/backend.sqlite3"
+# Not the embedded backend's data/backend.sqlite3: a standalone backend beside an
+# embedded one must not share its file.
+DEFAULT_DATABASE_URL = "sqlite:///data/reference-backend.sqlite3"
 SQLITE_PREFIX = "sqlite:///"
 SERVER_ENGINES = {
     "postgresql": "django.db.backends.postgresql",

@@ -70,9 +70,8 @@ def field_errors_from_pydantic(errors: list[Any]) -> list[dict[str, Any]]:
     translated = []
     for error in errors:
         location = [str(part) for part in error.get("loc", ()) if part != "body"]
-        translated.append(
-            {"field": ".".join(location) or "body", "message": error.get("msg", "invalid")}
-        )
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        translated.append({"field": ".".join(location) or "body", "message": message})
     return translated
 
 

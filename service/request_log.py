@@ -11,7 +11,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .request_context import request_id_var
 
-logger = structlog.get_logger("observer.request")
+# Lazy: bound on first use, after configure_logging has set the JSON renderer.
+logger = structlog.get_logger()
+LOGGER_NAME = "observer.request"  # the same key stdlib lines carry, so operators can filter
 
 # A caller's id is echoed into headers and logs: accept only a plain token.
 VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -46,6 +48,7 @@ class RequestLogMiddleware:
         finally:
             logger.info(
                 "request",
+                logger=LOGGER_NAME,
                 method=scope["method"],
                 path=scope["path"],
                 status=status,

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +27,8 @@ class Settings(BaseSettings):
     # Empty: run the reference backend in-process (see django_integration/embedded.py).
     backend_url: str = ""
     backend_token: str = ""
+    # aiohttp's sockets under the httpx client (faster), or httpx's own httpcore.
+    backend_http_transport: Literal["aiohttp", "httpcore"] = "aiohttp"
     backend_connect_timeout: float = Field(2.0, gt=0)
     backend_read_timeout: float = Field(10.0, gt=0)
     backend_write_timeout: float = Field(10.0, gt=0)
@@ -38,16 +42,50 @@ class Settings(BaseSettings):
     breaker_failure_rate: float = Field(0.5, gt=0, le=1)
     breaker_open_seconds: float = Field(10.0, gt=0)
     breaker_half_open_calls: int = Field(3, ge=1)
+    # A call slower than this counts as a failure in the breaker's window; unset: never.
+    breaker_slow_call_seconds: float | None = Field(None, gt=0)
+    backend_retry_base_wait: float = Field(0.05, ge=0)
+    # Send the caller's own `Authorization: Bearer` to the backend instead of our token.
+    backend_forward_bearer: bool = False
+    discovery_interval_seconds: float = Field(60.0, gt=0)
 
     # --- the middleware's own database ---------------------------------------
     # Empty: a SQLite file in the data directory.
     database_url: str = ""
     database_health_timeout: float = Field(2.0, gt=0)
+    database_pool_size: int = Field(5, ge=1)
+    database_max_overflow: int = Field(10, ge=0)
+    database_pool_timeout: float = Field(5.0, gt=0)
+    database_pool_recycle: float = Field(1800.0, gt=0)
+    database_pool_pre_ping: bool = True
+    # Off: run `python -m django_integration.migrate` (or `alembic upgrade head`) yourself.
+    database_migrate_on_start: bool = True
+
+    # --- CRUD -------------------------------------------------------------------
+    # A JSON file laid over the discovered entity schemas (fields, conditional_writes).
+    entity_overrides_file: Path | None = None
+    idempotency_ttl_seconds: float = Field(86_400.0, gt=0)
+    # Field names (matched case-insensitively as parts of a name) whose values the audit
+    # trail never stores; added to the built-in ones.
+    audit_sensitive_fields: list[str] = Field(default_factory=list)
+    # The read cache: TTL per entity type (0 disables it for a type), e.g.
+    # OBSERVER_CACHE_TTL_OVERRIDES='{"core.configurations": 300}'.
+    cache_ttl_seconds: float = Field(30.0, ge=0)
+    cache_ttl_overrides: dict[str, float] = Field(default_factory=dict)
+    # How long past its TTL an answer may still be served while the backend fails.
+    cache_stale_seconds: float = Field(300.0, ge=0)
+    cache_max_entries: int = Field(10_000, ge=1)
+    # Set: the cache lives in Redis, shared with every instance using the same URL and prefix.
+    redis_url: str = ""
+    cache_key_prefix: str = "observer:cache:"
+    cache_redis_timeout: float = Field(0.5, gt=0)
+    # After a Redis failure, reads skip Redis for this long before trying it again.
+    cache_redis_retry_seconds: float = Field(1.0, ge=0)
 
     # --- telemetry -------------------------------------------------------------
     telemetry_batch_max_items: int = Field(10_000, ge=1)
     telemetry_queue_max_items: int = Field(200_000, ge=1)
-    telemetry_worker_batch_size: int = Field(2_000, ge=1)
+    telemetry_worker_batch_size: int = Field(1_000, ge=1)
     telemetry_dedup_window_seconds: float = Field(300.0, ge=0)
     telemetry_dedup_max_entries: int = Field(1_000_000, ge=1)
     telemetry_rate_limit: str = "100000/second"
@@ -56,6 +94,58 @@ class Settings(BaseSettings):
     telemetry_correlation_window_seconds: float = Field(60.0, gt=0)
     telemetry_anomalies_per_series: int = Field(10_000, ge=1)
     telemetry_service_facts_ttl_seconds: float = Field(300.0, gt=0)
+    # Ingestion limits (issue #5): each one a refusal the agent can act on.
+    telemetry_max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    telemetry_max_name_length: int = Field(255, ge=1)
+    telemetry_max_text_length: int = Field(255, ge=1)
+    telemetry_max_message_length: int = Field(8_192, ge=1)
+    telemetry_max_attributes: int = Field(64, ge=0)
+    telemetry_queue_max_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+    telemetry_worker_max_wait_seconds: float = Field(0.05, ge=0)
+    telemetry_drain_timeout_seconds: float = Field(10.0, gt=0)
+    # Processing, enrichment, correlation and analysis (issue #5 part B).
+    # Cardinality: past these, points join an overflow series (`otel.metric.overflow`).
+    telemetry_max_series: int = Field(20_000, ge=1)
+    telemetry_max_attribute_values: int = Field(1_000, ge=1)
+    # A JSON file `{service: {team, tier, environment, version}}` used instead of the backend.
+    telemetry_service_map_file: Path | None = None
+    # A MaxMind-format (.mmdb) database to geolocate public client addresses.
+    telemetry_geoip_database: Path | None = None
+    telemetry_time_zone: str = "UTC"  # for hour_of_day and weekday
+    telemetry_max_traces: int = Field(10_000, ge=1)
+    telemetry_max_spans_per_trace: int = Field(1_000, ge=1)
+    telemetry_max_service_edges: int = Field(10_000, ge=1)
+    telemetry_cascade_burst_errors: int = Field(3, ge=1)
+    telemetry_series_points: int = Field(256, ge=16)  # recent points kept per series
+    telemetry_comovement_bucket_seconds: float = Field(60.0, gt=0)
+    telemetry_comovement_max_series: int = Field(50, ge=2, le=500)
+    # Out-of-order points this much older than their series' newest are put back in order.
+    telemetry_lateness_seconds: float = Field(0.0, ge=0)
+    telemetry_reorder_max_points: int = Field(1_000, ge=1)
+    telemetry_trend_window: int = Field(64, ge=10)
+    telemetry_trend_p_value: float = Field(0.01, gt=0, lt=1)
+    telemetry_max_rules: int = Field(1_000, ge=1)
+    telemetry_max_active_alerts: int = Field(10_000, ge=1)
+    # How far past the threshold, as a fraction of it, a firing alert's value must go back.
+    telemetry_alert_hysteresis: float = Field(0.05, ge=0)
+    telemetry_alerts_to_backend: bool = True
+
+    @field_validator("cache_ttl_overrides")
+    @classmethod
+    def _ttls_not_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        negative = sorted(name for name, ttl in value.items() if ttl < 0)
+        if negative:
+            raise ValueError(f"cache TTLs cannot be negative: {', '.join(negative)}")
+        return value
+
+    @field_validator("telemetry_time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
 
     @field_validator("log_level")
     @classmethod
@@ -72,6 +162,11 @@ class Settings(BaseSettings):
         if self.breaker_minimum_calls > self.breaker_window_size:
             raise ValueError("breaker_minimum_calls cannot exceed breaker_window_size")
         return self
+
+    @property
+    def sensitive_field_words(self) -> tuple[str, ...]:
+        builtin = ("password", "passwd", "token", "secret", "api_key", "apikey", "authorization")
+        return builtin + tuple(word.lower() for word in self.audit_sensitive_fields)
 
     @cached_property
     def effective_database_url(self) -> str:

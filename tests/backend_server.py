@@ -69,7 +69,7 @@ class BackendServer:
             "--host", HOST,
             "--port", str(self.port),
             "--database-url", f"sqlite:///{self.database_path}",
-            "--token", self.token,
+            f"--token={self.token}",  # a token may begin with "-", which argparse would misread
             "--log-level", "warning",
         ]  # fmt: skip
         with self.log_path.open("ab") as log:

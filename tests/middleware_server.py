@@ -38,10 +38,10 @@ class MiddlewareServer:
             "OBSERVER_DATA_DIR": str(self.data_dir),
             **self._extra_env,
         }
-        log = self.log_path.open("wb")
-        self._process = subprocess.Popen(
-            [sys.executable, "main.py"], cwd=REPO_ROOT, env=env, stdout=log, stderr=log
-        )
+        with self.log_path.open("ab") as log:  # the child keeps its own handle
+            self._process = subprocess.Popen(
+                [sys.executable, "main.py"], cwd=REPO_ROOT, env=env, stdout=log, stderr=log
+            )
         self._wait_until_ready(timeout)
         return self
 

@@ -1,5 +1,7 @@
 """Probes: live, ready, and the backend's health as the middleware sees it."""
 
+import json
+
 import httpx
 
 
@@ -18,3 +20,18 @@ def test_django_health_reports_reachable_backend(api: httpx.Client, backend) -> 
     assert report["breaker"]["state"] == "closed"
     assert report["missing_apps"] == []
     assert len(report["entity_types"]) == 10
+
+
+def test_one_json_log_line_per_request(api, middleware) -> None:
+    api.get("/health/live", headers={"X-Request-ID": "log-line-probe"})
+    lines = [json.loads(line) for line in middleware.log().splitlines() if "log-line-probe" in line]
+    assert len(lines) == 1
+    line = lines[0]
+    assert (line["logger"], line["event"], line["method"], line["path"], line["status"]) == (
+        "observer.request",
+        "request",
+        "GET",
+        "/health/live",
+        200,
+    )
+    assert line["duration_ms"] >= 0
