@@ -49,6 +49,8 @@ async def django_health(request: Request) -> dict[str, Any]:
         "calls": dict(client.outcomes),
         "entity_types": state.registry.entity_types,
         "missing_apps": state.registry.missing_apps(),
+        # Types whose versions are checked under this instance's lock, not the backend's.
+        "without_conditional_writes": state.registry.without_conditional_writes(),
         "discovery": state.discovery.report(),
         "database": await state.database.health(),
     }

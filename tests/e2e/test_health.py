@@ -1,6 +1,7 @@
 """Probes: live, ready, and the backend's health as the middleware sees it."""
 
 import json
+import time
 
 import httpx
 
@@ -24,7 +25,12 @@ def test_django_health_reports_reachable_backend(api: httpx.Client, backend) -> 
 
 def test_one_json_log_line_per_request(api, middleware) -> None:
     api.get("/health/live", headers={"X-Request-ID": "log-line-probe"})
-    lines = [json.loads(line) for line in middleware.log().splitlines() if "log-line-probe" in line]
+    # The line is written once the answer has gone out: give the server a moment.
+    for _ in range(50):
+        lines = [json.loads(ln) for ln in middleware.log().splitlines() if "log-line-probe" in ln]
+        if lines:
+            break
+        time.sleep(0.05)
     assert len(lines) == 1
     line = lines[0]
     assert (line["logger"], line["event"], line["method"], line["path"], line["status"]) == (

@@ -82,7 +82,10 @@ def test_backend_without_conditional_writes_falls_back_to_a_lock(backend, tmp_pa
                 return sorted(answer.status_code for answer in answers)
 
         assert asyncio.run(race()) == [200, 412, 412]
+        health = httpx.get(f"{server.url}/django/health").json()
         log = server.log()
+
+    assert health["without_conditional_writes"] == ["notification.channels"]
 
     assert "notification.channels" in log
     assert "checked under this instance's own per-entity lock" in log
