@@ -22,7 +22,8 @@ from telemetry import alert_store
 from telemetry.alert_sink import AlertSink
 from telemetry.comovement import CoMovementQuery, co_moving, snapshot
 from telemetry.pipeline import Pipeline
-from telemetry.points import iso, parse_instant
+from telemetry.points import iso
+from telemetry.routes import instant_param
 from telemetry.rules import RuleIn
 from telemetry.series_store import downsample
 
@@ -43,7 +44,7 @@ async def get_correlations(
     limit: Limit = 100,
 ) -> dict[str, Any]:
     pipeline = _pipeline(request)
-    start, end = _instant("since", since), _instant("until", until)
+    start, end = instant_param("since", since), instant_param("until", until)
     items: list[dict[str, Any]] = []
     if kind != "metric":
         items = pipeline.correlator.correlations(service, limit, kind=kind, since=start, until=end)
@@ -77,7 +78,7 @@ async def get_series(
 ) -> dict[str, Any]:
     """Each matching series, its points in at most `buckets` buckets of at least `step` s."""
     store = _pipeline(request).analyzer.store
-    start, end = _instant("since", since), _instant("until", until)
+    start, end = instant_param("since", since), instant_param("until", until)
     found = []
     for key in sorted(store.matching(service, name), key=repr):
         ts, values = store.recent(key)
@@ -135,8 +136,8 @@ async def get_alerts(
         sink.database,
         state=state,
         service=service,
-        since=_instant("since", since),
-        until=_instant("until", until),
+        since=instant_param("since", since),
+        until=instant_param("until", until),
         limit=limit,
     )
     return {"items": [_alert_view(row) for row in rows]}
@@ -166,19 +167,6 @@ async def _co_moving(
     # Copied on the loop (the worker writes the store between awaits), tested off it.
     taken = snapshot(pipeline.analyzer.store, service, since, until, query.max_series)
     return await asyncio.to_thread(co_moving, taken, query, service)
-
-
-def _instant(field: str, text: str | None) -> float | None:
-    if text is None:
-        return None
-    try:
-        return parse_instant(text)
-    except (ValueError, OverflowError) as exc:
-        raise Problem(
-            422,
-            f"`{field}` is not a date-time.",
-            errors=[{"field": field, "message": "must be an ISO 8601 date-time or Unix seconds"}],
-        ) from exc
 
 
 def _alert_view(row: dict[str, Any]) -> dict[str, Any]:

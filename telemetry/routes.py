@@ -65,7 +65,7 @@ async def get_anomalies(
     limit: Limit = 100,
 ) -> dict[str, Any]:
     pipeline = pipeline_of(request)
-    start, end = _instant("since", since), _instant("until", until)
+    start, end = instant_param("since", since), instant_param("until", until)
     found = pipeline.analyzer.anomalies(service, name, start, end, limit)
     return {"items": [_render(item) for item in found]}
 
@@ -115,7 +115,8 @@ def _batch_items(body: Any) -> list[Any]:
     )
 
 
-def _instant(field: str, text: str | None) -> float | None:
+def instant_param(field: str, text: str | None) -> float | None:
+    """A `since`/`until` query value as Unix seconds, or a 422 naming the parameter."""
     if text is None:
         return None
     try:
