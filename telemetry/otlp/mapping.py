@@ -1,4 +1,7 @@
-"""OTLP messages onto the service's point model, as the raw dicts `/telemetry/batch` takes.
+"""OTLP messages onto the service's point model, as `points.TypedPoint`s.
+
+The messages' fields are typed, so each point is built already normalised and the collector
+checks only its limits, not the types and conversions a posted JSON object needs.
 
 Gauges and sums become metric points; histograms, exponential histograms and summaries become
 two: `<name>.count` and `<name>.sum`. Spans become trace points with their duration and status,
@@ -13,8 +16,9 @@ import json
 from typing import Any
 
 from telemetry.otlp.codec import LOGS, METRICS, TRACES, Signal
+from telemetry.points import POINT_FIELDS, TypedPoint
 
-Items = tuple[list[dict[str, Any]], list[int]]
+Items = tuple[list[TypedPoint], list[int]]
 
 _LIFTED = {
     "service.name": "service",
@@ -25,6 +29,7 @@ _LIFTED = {
 _SPAN_KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
 _STATUS_CODES = {0: "UNSET", 1: "OK", 2: "ERROR"}
 _HISTOGRAMS = frozenset({"histogram", "exponential_histogram", "summary"})
+_BLANK = dict.fromkeys(POINT_FIELDS)
 # OTLP severity numbers come in bands of four (logs data model, "Field: SeverityNumber").
 _SEVERITY_BANDS = ("trace", "debug", "info", "warn", "error", "fatal")
 
@@ -41,29 +46,31 @@ def points(signal: Signal, request: Any) -> Items:
 
 
 def metric_points(request: Any) -> Items:
-    items: list[dict[str, Any]] = []
+    items: list[TypedPoint] = []
     origins: list[int] = []
     origin = 0
     for resource_metrics in request.resource_metrics:
-        fields, shared = _resource(resource_metrics.resource)
+        fields, shared = _resource(resource_metrics.resource, "metric")
         for scope_metrics in resource_metrics.scope_metrics:
             for metric in scope_metrics.metrics:
                 kind = metric.WhichOneof("data")
                 if kind is None:
                     continue
-                base = {**fields, "type": "metric", "unit": metric.unit or None}
+                base = {**fields, "unit": metric.unit or None}
                 if kind not in _HISTOGRAMS:
                     # Gauges and sums, nearly all traffic: one point each, built inline.
                     origin = _number_points(metric, kind, base, shared, items, origins, origin)
                     continue
                 for data_point in getattr(metric, kind).data_points:
-                    point_attributes = {**shared, **attributes(data_point.attributes)}
-                    stamp = data_point.time_unix_nano
+                    point_attributes = attributes(data_point.attributes, shared)
+                    ts = _seconds(data_point.time_unix_nano)
                     for name, value in _histogram_values(metric.name, kind, data_point):
-                        item = {**base, "name": name, "value": value}
-                        item["attributes"] = point_attributes
-                        _timestamp(item, stamp)
-                        items.append(item)
+                        point = TypedPoint(base)
+                        point["name"] = name
+                        point["ts"] = ts
+                        point["value"] = float(value)
+                        point["attributes"] = point_attributes
+                        items.append(point)
                         origins.append(origin)
                     origin += 1
     return items, origins
@@ -74,29 +81,34 @@ def _number_points(
     kind: str,
     base: dict[str, Any],
     shared: dict[str, Any],
-    items: list[dict[str, Any]],
+    items: list[TypedPoint],
     origins: list[int],
     origin: int,
 ) -> int:
     """Append a gauge's or a sum's points; the next item's origin."""
     base["name"] = metric.name
     for data_point in getattr(metric, kind).data_points:
-        which = data_point.WhichOneof("value")
-        item = {**base, "value": getattr(data_point, which) if which is not None else None}
-        item["attributes"] = {**shared, **attributes(data_point.attributes)}
+        point = TypedPoint(base)
         stamp = data_point.time_unix_nano
         if stamp:  # zero means unset: the point then takes its arrival time
-            item["timestamp"] = stamp / 1e9
-        items.append(item)
+            point["ts"] = stamp / 1e9
+        # A double is most values; zero could also be an integer or no value, so ask then.
+        value = data_point.as_double
+        if not value:
+            which = data_point.WhichOneof("value")
+            value = None if which is None else float(getattr(data_point, which))
+        point["value"] = value
+        point["attributes"] = attributes(data_point.attributes, shared)
+        items.append(point)
         origins.append(origin)
         origin += 1
     return origin
 
 
 def span_points(request: Any) -> Items:
-    items: list[dict[str, Any]] = []
+    items: list[TypedPoint] = []
     for resource_spans in request.resource_spans:
-        fields, shared = _resource(resource_spans.resource)
+        fields, shared = _resource(resource_spans.resource, "trace")
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 items.append(_span_point(span, fields, shared))
@@ -104,9 +116,9 @@ def span_points(request: Any) -> Items:
 
 
 def log_points(request: Any) -> Items:
-    items: list[dict[str, Any]] = []
+    items: list[TypedPoint] = []
     for resource_logs in request.resource_logs:
-        fields, shared = _resource(resource_logs.resource)
+        fields, shared = _resource(resource_logs.resource, "log")
         for scope_logs in resource_logs.scope_logs:
             default_name = scope_logs.scope.name or "log"
             for record in scope_logs.log_records:
@@ -114,15 +126,15 @@ def log_points(request: Any) -> Items:
     return items, list(range(len(items)))
 
 
-def attributes(pairs: Any) -> dict[str, Any]:
-    found: dict[str, Any] = {}
+def attributes(pairs: Any, shared: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The pairs as a dict, over a copy of the shared attributes when given (the pairs win)."""
+    found: dict[str, Any] = {} if shared is None else dict(shared)
     for pair in pairs:
         value = pair.value
-        # Strings first, without a call: they are most attributes.
-        if value.WhichOneof("value") == "string_value":
-            found[pair.key] = value.string_value
-        else:
-            found[pair.key] = any_value(value)
+        # Strings first, without a call: they are most attributes. An empty string reads the
+        # same as another kind, so any_value tells those apart.
+        text = value.string_value
+        found[pair.key] = text if text else any_value(value)
     return found
 
 
@@ -142,21 +154,21 @@ def any_value(value: Any) -> Any:
     return getattr(value, kind)
 
 
-def _resource(resource: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The point fields a resource fills, and the attributes it shares with every point."""
+def _resource(resource: Any, point_type: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A blank point of the type with the fields the resource fills, and the attributes the
+    resource shares with every point."""
     shared = attributes(resource.attributes)
-    fields: dict[str, Any] = {}
+    fields = {**_BLANK, "type": point_type}
     for key, field in _LIFTED.items():
         value = shared.pop(key, None)
-        if isinstance(value, str) and field not in fields:
+        if isinstance(value, str) and fields[field] is None:
             fields[field] = value
     return fields, shared
 
 
-def _timestamp(item: dict[str, Any], unix_nano: int) -> None:
+def _seconds(unix_nano: int) -> float | None:
     # Zero means unset in OTLP; the point then takes its arrival time.
-    if unix_nano:
-        item["timestamp"] = unix_nano / 1e9
+    return unix_nano / 1e9 if unix_nano else None
 
 
 def _histogram_values(name: str, kind: str, data_point: Any) -> list[tuple[str, Any]]:
@@ -166,44 +178,38 @@ def _histogram_values(name: str, kind: str, data_point: Any) -> list[tuple[str, 
     return values
 
 
-def _span_point(span: Any, fields: dict[str, Any], shared: dict[str, Any]) -> dict[str, Any]:
+def _span_point(span: Any, fields: dict[str, Any], shared: dict[str, Any]) -> TypedPoint:
     status = _STATUS_CODES.get(span.status.code, "UNSET")
-    item = {
-        **fields,
-        "type": "trace",
-        "name": span.name,
-        "duration_ms": (span.end_time_unix_nano - span.start_time_unix_nano) / 1e6,
-        "trace_id": span.trace_id.hex() or None,
-        "span_id": span.span_id.hex() or None,
-        "parent_span_id": span.parent_span_id.hex() or None,
-        "message": span.status.message or None,
-        "severity": "error" if status == "ERROR" else None,
-        "attributes": {
-            **shared,
-            **attributes(span.attributes),
-            "span.kind": _SPAN_KINDS[span.kind] if span.kind < len(_SPAN_KINDS) else "unspecified",
-            "otel.status_code": status,
-        },
+    point = TypedPoint(fields)
+    point["name"] = span.name
+    point["ts"] = _seconds(span.start_time_unix_nano)
+    point["duration_ms"] = (span.end_time_unix_nano - span.start_time_unix_nano) / 1e6
+    point["trace_id"] = span.trace_id.hex() or None
+    point["span_id"] = span.span_id.hex() or None
+    point["parent_span_id"] = span.parent_span_id.hex() or None
+    point["severity"] = "error" if status == "ERROR" else None
+    point["message"] = span.status.message or None
+    point["attributes"] = {
+        **shared,
+        **attributes(span.attributes),
+        "span.kind": _SPAN_KINDS[span.kind] if span.kind < len(_SPAN_KINDS) else "unspecified",
+        "otel.status_code": status,
     }
-    _timestamp(item, span.start_time_unix_nano)
-    return item
+    return point
 
 
 def _log_point(
     record: Any, default_name: str, fields: dict[str, Any], shared: dict[str, Any]
-) -> dict[str, Any]:
-    item = {
-        **fields,
-        "type": "log",
-        "name": record.event_name or default_name,
-        "message": _body_text(record.body),
-        "severity": _severity(record),
-        "trace_id": record.trace_id.hex() or None,
-        "span_id": record.span_id.hex() or None,
-        "attributes": {**shared, **attributes(record.attributes)},
-    }
-    _timestamp(item, record.time_unix_nano or record.observed_time_unix_nano)
-    return item
+) -> TypedPoint:
+    point = TypedPoint(fields)
+    point["name"] = record.event_name or default_name
+    point["ts"] = _seconds(record.time_unix_nano or record.observed_time_unix_nano)
+    point["trace_id"] = record.trace_id.hex() or None
+    point["span_id"] = record.span_id.hex() or None
+    point["severity"] = _severity(record)
+    point["message"] = _body_text(record.body)
+    point["attributes"] = attributes(record.attributes, shared)
+    return point
 
 
 def _body_text(body: Any) -> str | None:
