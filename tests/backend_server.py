@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,8 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
+
+from tests.loopback import free_port  # noqa: F401 - tests import it from here too
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -31,12 +32,6 @@ POLL_INTERVAL_SECONDS = 0.05
 
 class BackendStartError(RuntimeError):
     """The backend process exited or never became healthy."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
 
 
 class BackendServer:

@@ -18,22 +18,13 @@ from crud.cache import CachedAnswer, CacheStatus, ReadCache
 from crud.cache_redis import RedisStore
 from django_integration.exceptions import BackendFailed, BackendTimeout, BackendUnavailable
 from service.settings import Settings
+from tests.clock import ManualClock as Clock
+from tests.loopback import free_port
 
 REDIS_ADDRESS = ("127.0.0.1", 6379)
 REDIS_URL = "redis://127.0.0.1:6379/0"
 SERVABLE_STALE = (BackendUnavailable, BackendTimeout, BackendFailed)
 DEVICES = "inventory.devices"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Loader:
@@ -85,12 +76,6 @@ class Proxy:
         finally:
             writer.close()
             self._writers.discard(writer)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

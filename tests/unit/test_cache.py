@@ -18,21 +18,11 @@ from django_integration.exceptions import (
     BackendUnavailable,
 )
 from service.settings import Settings
+from tests.clock import ManualClock as Clock
 
 SERVABLE_STALE = (BackendUnavailable, BackendTimeout, BackendFailed)
 DEVICES = "inventory.devices"
 CONFIGURATIONS = "core.configurations"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Loader:

@@ -1,17 +1,10 @@
 """The breaker's state machine, driven by an injected clock: no sleeping."""
 
 from django_integration.circuit_breaker import BreakerState, CircuitBreaker
+from tests.clock import ManualClock
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def make_breaker(clock: FakeClock) -> CircuitBreaker:
+def make_breaker(clock: ManualClock) -> CircuitBreaker:
     return CircuitBreaker(
         "test",
         window_size=4,
@@ -30,33 +23,33 @@ def record(breaker: CircuitBreaker, *outcomes: bool) -> None:
 
 
 def test_stays_closed_below_minimum_calls() -> None:
-    breaker = make_breaker(FakeClock())
+    breaker = make_breaker(ManualClock())
     record(breaker, False, False, False)
     assert breaker.state is BreakerState.CLOSED
 
 
 def test_opens_at_failure_rate_threshold() -> None:
-    breaker = make_breaker(FakeClock())
+    breaker = make_breaker(ManualClock())
     record(breaker, True, True, False, False)
     assert breaker.state is BreakerState.OPEN
     assert breaker.try_acquire() is False
 
 
 def test_stays_closed_below_failure_rate() -> None:
-    breaker = make_breaker(FakeClock())
+    breaker = make_breaker(ManualClock())
     record(breaker, True, True, True, False, True)
     assert breaker.state is BreakerState.CLOSED
 
 
 def test_window_slides_over_old_outcomes() -> None:
-    breaker = make_breaker(FakeClock())
+    breaker = make_breaker(ManualClock())
     record(breaker, False, True, True, True, True)  # the failure leaves the window of 4
     record(breaker, False)
     assert breaker.state is BreakerState.CLOSED
 
 
 def test_open_reports_time_left_then_goes_half_open() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     breaker = make_breaker(clock)
     record(breaker, False, False, False, False)
     clock.now += 4.0
@@ -66,7 +59,7 @@ def test_open_reports_time_left_then_goes_half_open() -> None:
 
 
 def test_half_open_allows_only_the_probe_calls() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     breaker = make_breaker(clock)
     record(breaker, False, False, False, False)
     clock.now += 10.0
@@ -76,7 +69,7 @@ def test_half_open_allows_only_the_probe_calls() -> None:
 
 
 def test_successful_probes_close_it() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     breaker = make_breaker(clock)
     record(breaker, False, False, False, False)
     clock.now += 10.0
@@ -86,7 +79,7 @@ def test_successful_probes_close_it() -> None:
 
 
 def test_failed_probes_reopen_it_for_a_full_wait() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     breaker = make_breaker(clock)
     record(breaker, False, False, False, False)
     clock.now += 10.0
@@ -108,7 +101,7 @@ def test_slow_successes_count_as_failures() -> None:
 
 
 def test_without_a_slow_limit_duration_is_ignored() -> None:
-    breaker = make_breaker(FakeClock())
+    breaker = make_breaker(ManualClock())
     for _ in range(4):
         assert breaker.try_acquire() is True
         breaker.record(success=True, duration=120.0)
@@ -117,7 +110,7 @@ def test_without_a_slow_limit_duration_is_ignored() -> None:
 
 
 def test_a_slow_probe_reopens_it() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     breaker = CircuitBreaker(
         "slow", window_size=2, minimum_calls=2, open_seconds=5.0, half_open_calls=1,
         slow_call_seconds=1.0, clock=clock,
@@ -130,7 +123,7 @@ def test_a_slow_probe_reopens_it() -> None:
 
 
 def test_open_rejects_until_the_wait_ends_exactly() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     breaker = make_breaker(clock)
     record(breaker, False, False, False, False)
     clock.now += 9.999
@@ -142,7 +135,7 @@ def test_open_rejects_until_the_wait_ends_exactly() -> None:
 
 
 def test_each_state_change_is_reported_once_to_listeners_and_log(caplog) -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     breaker = make_breaker(clock)
     seen: list[tuple[str, str, str]] = []
     breaker.on_transition(lambda name, old, new: seen.append((name, old.value, new.value)))
@@ -171,7 +164,7 @@ def test_each_state_change_is_reported_once_to_listeners_and_log(caplog) -> None
 
 
 def test_calls_ending_while_open_do_not_change_the_window() -> None:
-    breaker = make_breaker(FakeClock())
+    breaker = make_breaker(ManualClock())
     for _ in range(4):
         assert breaker.try_acquire() is True
     for _ in range(4):
@@ -182,7 +175,7 @@ def test_calls_ending_while_open_do_not_change_the_window() -> None:
 
 
 def test_snapshot_reports_the_open_state() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     breaker = make_breaker(clock)
     record(breaker, True, False, False, False)
     clock.now += 2.5
