@@ -155,9 +155,6 @@ class CrudService:
         except Exception:
             await self._record(entry)  # status 500: the attempt is on record all the same
             raise
-        finally:
-            # Also after a failure: a timed-out write may still have landed.
-            await self._cache.invalidate(schema.entity_type)
 
         entry.status_code = result.status
         await self._record(entry)
@@ -171,6 +168,16 @@ class CrudService:
             partial = request.operation is Operation.UPDATE and not request.replace
             check_write(schema, request.data, partial=partial)
 
+        # Only once the backend may have been written to: a refused request must not empty
+        # every reader's cache. Also after a failure, since a timed-out write may have landed.
+        try:
+            return await self._forward(schema, request, entry)
+        finally:
+            await self._cache.invalidate(schema.entity_type)
+
+    async def _forward(
+        self, schema: EntitySchema, request: CrudRequest, entry: AuditEntry
+    ) -> CrudResult:
         if request.operation is Operation.CREATE:
             response = await self._client.request("POST", schema.collection_path, json=request.data)
             created = _json(response, "id")

@@ -141,3 +141,14 @@ def _share_one_redis(env: dict, tmp_path) -> None:
         api_a.patch(url, json={"rate_limit_per_hour": 4})
         after = api_b.get(url)
         assert (after.headers["X-Cache"], after.json()["data"]["version"]) == ("miss", 2)
+
+
+def test_a_refused_write_leaves_the_cache_alone(api: httpx.Client) -> None:
+    created = api.post(CHANNELS, json={"name": unique("keep"), "channel_type": "email"})
+    url = f"{CHANNELS}{created.json()['data']['id']}/"
+    api.get(url)
+    assert api.get(url).headers["X-Cache"] == "hit"
+
+    refused = api.patch(url, json={"channel_type": "fax"})
+    assert refused.status_code == 422
+    assert api.get(url).headers["X-Cache"] == "hit"
