@@ -11,19 +11,11 @@ from pathlib import Path
 
 import httpx
 
+from tests.e2e.waiting import wait_until_processed
+
 NAB = Path(__file__).resolve().parent.parent / "data" / "nab"
 SERIES = "ec2_request_latency_system_failure.csv"
 T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
-
-
-def wait_until_processed(api: httpx.Client, timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        metrics = api.get("/telemetry/metrics").json()
-        if metrics["queued"] == 0:
-            return metrics
-        time.sleep(0.05)
-    raise AssertionError(f"pipeline did not drain: {metrics}")
 
 
 def utc_seconds(naive: str) -> float:

@@ -8,18 +8,9 @@ import uuid
 import httpx
 
 from tests.backend_server import BackendServer
+from tests.e2e.waiting import wait_until_processed
 
 T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
-
-
-def _wait_until_processed(api: httpx.Client) -> dict:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        metrics = api.get("/telemetry/metrics").json()
-        if metrics["queued"] == 0:
-            return metrics
-        time.sleep(0.05)
-    raise AssertionError(f"pipeline did not drain: {metrics}")
 
 
 def _eventually(check, timeout: float = 30.0):
@@ -50,7 +41,7 @@ def test_a_rule_posted_to_the_middleware_raises_an_alert_in_the_backend(
         for i, value in enumerate([50.0, 85.0, 90.0, 40.0])
     ]
     assert api.post("/telemetry/batch", json=points).json()["accepted"] == 4
-    _wait_until_processed(api)
+    wait_until_processed(api)
 
     alerts = api.get("/telemetry/alerts", params={"service": service}).json()["items"]
     assert [(a["state"], a["fired_at"], a["resolved_at"]) for a in alerts] == [
@@ -99,7 +90,7 @@ def test_a_trace_and_its_series_are_read_back(api: httpx.Client) -> None:
         },
     ]
     api.post("/telemetry/batch", json=spans)
-    _wait_until_processed(api)
+    wait_until_processed(api)
 
     assembled = api.get(f"/telemetry/traces/{trace}").json()
     graph = api.get("/telemetry/services", params={"service": db}).json()
