@@ -68,13 +68,19 @@ async def idempotent(
 
 def _answer(status: int, body: Any, headers: dict[str, str]) -> Response:
     if status >= 400 and isinstance(body, dict) and "title" in body:
-        problem = Problem(status, body.get("detail", ""), title=body["title"], headers=headers)
-        problem.errors = body.get("errors")
-        problem.extra = {
+        extra = {
             key: value
             for key, value in body.items()
             if key not in ("type", "title", "status", "detail", "errors", "instance")
         }
+        problem = Problem(
+            status,
+            body.get("detail", ""),
+            title=body["title"],
+            errors=body.get("errors"),
+            headers=headers,
+            extra=extra,
+        )
         return problem_response(problem)
     if body is None:
         return Response(status_code=status, headers=headers)

@@ -186,3 +186,17 @@ def test_rest_bulk_route_and_its_limit(api: httpx.Client) -> None:
     too_many = api.post(f"{CHANNELS}bulk/", json={"items": [{"operation": "delete"}] * 1001})
     assert too_many.status_code == 422
     assert too_many.json()["errors"][0]["field"] == "items"
+
+
+def test_idempotent_retry_of_a_refused_create_replays_the_problem(api: httpx.Client) -> None:
+    key = {"Idempotency-Key": f"refused-{uuid.uuid4().hex[:8]}"}
+    body = {"name": unique("idem"), "channel_type": "fax"}
+    first = api.post(CHANNELS, json=body, headers=key)
+    retry = api.post(CHANNELS, json=body, headers=key)
+
+    assert (first.status_code, retry.status_code) == (422, 422)
+    assert retry.headers["content-type"] == "application/problem+json"
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert {k: v for k, v in retry.json().items() if k != "instance"} == {
+        k: v for k, v in first.json().items() if k != "instance"
+    }
