@@ -12,6 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
 
+from auth.lifecycle import install_authentication, start_authentication, stop_authentication
 from crud.audit import AuditTrail
 from crud.cache import ReadCache
 from crud.idempotency import IdempotencyStore
@@ -25,11 +26,14 @@ from django_integration.connection import Database
 from django_integration.discovery import BackendDiscovery
 from django_integration.embedded import EMBEDDED_BASE_URL, embedded_transport
 from service import health, metrics
+from service.cors import ProblemCORSMiddleware, cors_options
 from service.logging import configure_logging
 from service.metrics import MetricsMiddleware, ServiceMetrics
+from service.openapi_problems import document_problems
 from service.problems import install_problem_handlers
 from service.request_context import CallerContextMiddleware
 from service.request_log import RequestLogMiddleware
+from service.security_headers import SecurityHeadersMiddleware
 from service.settings import Settings
 from telemetry.alert_sink import AlertSink
 from telemetry.otlp.routes import router as otlp_router
@@ -73,6 +77,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     client.observe_calls(app.state.metrics.observe_backend_call)
     registry = EntityRegistry(client, overrides_file=settings.entity_overrides_file)
     audit = AuditTrail(database, sensitive_fields=settings.sensitive_field_words)
+    await start_authentication(app, settings, database, audit)
     cache = ReadCache.from_settings(settings)
     pipeline = Pipeline(settings, sources=DjangoBackendSources(client))
     discovery = BackendDiscovery(registry.refresh, interval=settings.discovery_interval_seconds)
@@ -106,6 +111,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The pipeline logs how many points it left unprocessed.
         await pipeline.stop(settings.telemetry_drain_timeout_seconds)
         await alert_sink.stop()  # saves the alerts the drained points raised
+        await stop_authentication(app)
         await cache.close()
         await client.close()
         await database.dispose()
@@ -147,9 +153,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = ServiceMetrics()
     app.state.metrics.watch(app.state)
     install_problem_handlers(app)
+    install_authentication(app, settings)  # first: its middleware must run innermost
     app.add_middleware(CallerContextMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    # Inside the request log, so preflights are logged; outside anything that may refuse a
+    # caller, so a refusal still carries CORS headers and a preflight needs no credential.
+    app.add_middleware(ProblemCORSMiddleware, **cors_options(settings.cors_allowed_origins))
     app.add_middleware(RequestLogMiddleware)
+    # Outermost, so every answer gets them; the 500 handler adds them itself (see problems.py).
+    docs = (app.docs_url, app.redoc_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url)
+    app.add_middleware(SecurityHeadersMiddleware, cacheable_paths=[p for p in docs if p])
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(crud_router)
@@ -157,6 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(telemetry_router)
     app.include_router(telemetry_query_router)
     app.include_router(otlp_router)
+    document_problems(app)
     return app
 
 

@@ -63,7 +63,7 @@ def main() -> None:
         with (
             MiddlewareServer(Path(data), env=env) as middleware,
             httpx.Client(base_url=backend.url, headers=backend.headers) as direct,
-            httpx.Client(base_url=middleware.url) as through,
+            httpx.Client(base_url=middleware.url, headers=middleware.headers) as through,
         ):
             warmup, measured, spare = 50, count, count
             ids = [

@@ -42,11 +42,13 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2  # noqa
 from opentelemetry.proto.common.v1 import common_pb2  # noqa: E402
 
 from tests.backend_server import BackendServer  # noqa: E402
-from tests.middleware_server import MiddlewareServer  # noqa: E402
+from tests.middleware_server import ADMIN_API_KEY, MiddlewareServer  # noqa: E402
 
 POINTS_PER_REQUEST = 1_000
 CONCURRENCY = 4
 ENV = {"OBSERVER_TELEMETRY_RATE_LIMIT": "100000000/second", "OBSERVER_LOG_LEVEL": "WARNING"}
+# The key the started service is given (see tests/middleware_server.py).
+AUTH = {"Authorization": f"Bearer {ADMIN_API_KEY}"}
 # Two days back: far enough that a long run never reaches the future-timestamp limit.
 START = time.time() - 2 * 86_400
 
@@ -128,7 +130,7 @@ async def wait_processed(client: httpx.AsyncClient) -> dict:
 
 async def throughput(url: str, path: str, bodies: list[Body], pid: int) -> dict:
     """Send every body with a few connections; rates of acceptance and of processing."""
-    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+    async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=120) as client:
         before = await metrics(client)
         cpu_before = cpu_seconds(pid)
         sender = Sender(client)
@@ -163,7 +165,7 @@ async def paced(
 ) -> dict:
     """Send one batch every 1/rate seconds, on a fixed schedule; accept latencies."""
     interval = 1.0 / rate
-    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+    async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=120) as client:
         sender = Sender(client)
         tasks: list[asyncio.Task] = []
         loop = asyncio.get_running_loop()
@@ -268,7 +270,7 @@ async def memory(data_dir: Path, backend: BackendServer | None) -> float:
         before = resident_mb(pid)
         bodies = (json_body(r // 10, POINTS_PER_REQUEST, (r % 10) * 1_000) for r in range(1_000))
         result = await throughput(server.url, "/telemetry/batch", list(bodies), pid)
-        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        async with httpx.AsyncClient(base_url=server.url, headers=AUTH, timeout=60) as client:
             found = await metrics(client)
         print(
             f"memory    {result['points']:,} points over 10,000 series: resident "

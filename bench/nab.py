@@ -7,6 +7,9 @@ point processed, reads the flags back from `GET /telemetry/anomalies` and scores
 rules (bench/nab_scoring.py). `--plot` draws one series with its windows and the service's flags.
 
     python -m bench.nab [--data ../shared/nab/data] [--url http://127.0.0.1:8000] [--plot PNG]
+
+The service it starts gets a fresh admin key; a running one (`--url`) needs a key with the
+telemetry scopes in `--api-key` or OBSERVER_API_KEY.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import csv
 import json
 import math
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -215,12 +219,13 @@ def plot(series: Series, path: Path) -> None:
 
 
 @contextmanager
-def middleware(url: str | None) -> Iterator[str]:
-    """A running service's URL: the given one, or a fresh `python main.py` on loopback."""
+def middleware(url: str | None, api_key: str | None) -> Iterator[tuple[str, str]]:
+    """A running service's URL and key: the given ones, or a fresh `python main.py` on loopback."""
     if url:
-        yield url
+        yield url, api_key or ""
         return
     port = _free_port()
+    api_key = secrets.token_urlsafe(32)
     with tempfile.TemporaryDirectory(prefix="nab-") as data_dir:
         env = {
             **os.environ,
@@ -228,6 +233,7 @@ def middleware(url: str | None) -> Iterator[str]:
             "OBSERVER_PORT": str(port),
             "OBSERVER_DATA_DIR": data_dir,
             "OBSERVER_BACKEND_URL": "",
+            "OBSERVER_ADMIN_API_KEY": api_key,
         }
         log = (Path(data_dir) / "middleware.log").open("wb")
         process = subprocess.Popen(
@@ -240,23 +246,32 @@ def middleware(url: str | None) -> Iterator[str]:
             except (RuntimeError, TimeoutError) as exc:
                 tail = (Path(data_dir) / "middleware.log").read_text(errors="replace")[-3000:]
                 raise RuntimeError(f"{exc}:\n{tail}") from exc
-            yield base
+            yield base, api_key
         finally:
             process.terminate()
             process.wait(timeout=30)
             log.close()
 
 
-def run(data: Path, windows_file: Path, url: str | None) -> list[Series]:
+def run(data: Path, windows_file: Path, url: str | None, api_key: str | None) -> list[Series]:
     found = load(data, windows_file)
-    with middleware(url) as base, httpx.Client(base_url=base, timeout=60) as client:
-        before = client.get("/telemetry/metrics").json()["accepted"]
-        for series in found:
-            stream(client, series)
-        wait_processed(client, before + sum(len(s.stamps) for s in found))
-        for series in found:
-            series.flags = read_flags(client, series)
+    with middleware(url, api_key) as (base, key):
+        auth = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=base, headers=auth, timeout=60) as client:
+            _stream_and_read(client, found)
     return found
+
+
+def _stream_and_read(client: httpx.Client, found: list[Series]) -> None:
+    """Post every series, wait until the service has processed them, read back their flags."""
+    metrics = client.get("/telemetry/metrics")
+    metrics.raise_for_status()
+    before = metrics.json()["accepted"]
+    for series in found:
+        stream(client, series)
+    wait_processed(client, before + sum(len(s.stamps) for s in found))
+    for series in found:
+        series.flags = read_flags(client, series)
 
 
 def speed(found: list[Series], batch_points: int = 2_000) -> dict[str, float]:
@@ -299,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of NAB series")
     parser.add_argument("--windows", type=Path, help="windows.json (default: beside --data)")
     parser.add_argument("--url", help="a running service; default: start one")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("OBSERVER_API_KEY"),
+        help="a key with the telemetry scopes, for --url (default: $OBSERVER_API_KEY)",
+    )
     parser.add_argument("--plot", type=Path, help="write a PNG of one series here")
     parser.add_argument("--plot-series", default=PLOT_SERIES, help="<category>/<name>.csv")
     parser.add_argument(
@@ -313,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     started = time.monotonic()
-    found = run(args.data, windows, args.url)
+    found = run(args.data, windows, args.url, args.api_key)
     total = sum(len(series.stamps) for series in found)
     print(f"{len(found)} series, {total} points through {SERVICE!r} metrics\n")
     print(report(score(found)))

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 ENTITY_TYPE_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_-]*$"
 # No "__": a field name must not smuggle in a Django lookup of its own.
 FIELD_PATTERN = r"^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*$"
+ENTITY_ID_PATTERN = r"^[A-Za-z0-9-]+$"
 MAX_PAGE_SIZE = 1000
 
 
@@ -79,11 +80,17 @@ class Sort(BaseModel):
 
 
 class CrudRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"operation": "list", "entity_type": "core.configurations"}]
+        },
+    )
 
     operation: Operation
     entity_type: str = Field(pattern=ENTITY_TYPE_PATTERN, max_length=100)
-    entity_id: str | None = Field(None, min_length=1, max_length=100)
+    # Ids become a backend URL path segment: only a plain token may get that far.
+    entity_id: str | None = Field(None, min_length=1, max_length=100, pattern=ENTITY_ID_PATTERN)
     data: dict[str, Any] | None = None
     filters: list[Filter] = Field(default_factory=list, max_length=50)
     sort: list[Sort] = Field(default_factory=list, max_length=10)

@@ -9,35 +9,78 @@ both surfaces run through one validation and one backend call.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from pydantic import ValidationError
 
+from service.json_route import JsonBodyRoute
 from service.problems import Problem, field_errors_from_pydantic
+from service.request_limits import bounded_page_size, check_query_values
 
 from .bulk import BulkRequest, execute_bulk
-from .models import CrudRequest, FilterOperator
+from .models import ENTITY_ID_PATTERN, CrudRequest, FilterOperator, Operation
 from .query import LOOKUP_SUFFIX
 from .service import CrudService
 from .surface import caller_of, idempotent, respond
 
-router = APIRouter(prefix="/api/{app}/{resource}", tags=["rest"])
+router = APIRouter(prefix="/api/{app}/{resource}", tags=["rest"], route_class=JsonBodyRoute)
 
 OPERATOR_OF_SUFFIX = {suffix: operator for operator, suffix in LOOKUP_SUFFIX.items() if suffix}
 LIST_PARAMETERS = frozenset({"page", "page_size", "ordering", "include_inactive"})
+# The two halves of an entity type (models.ENTITY_TYPE_PATTERN) and an id, checked on the path;
+# the examples give the docs' "Try it out" a type that exists.
+App = Annotated[
+    str,
+    Path(
+        pattern=r"^[a-z][a-z0-9_]*$",
+        max_length=50,
+        openapi_examples={"notification": {"value": "notification"}},
+    ),
+]
+Resource = Annotated[
+    str,
+    Path(
+        pattern=r"^[a-z][a-z0-9_-]*$",
+        max_length=50,
+        openapi_examples={"channels": {"value": "channels"}},
+    ),
+]
+EntityId = Annotated[str, Path(pattern=ENTITY_ID_PATTERN, max_length=100)]
 IF_MATCH = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
+# These routes read their body themselves (see _json_object): say in the OpenAPI what it is.
+JSON_OBJECT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+BULK_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["items"],
+                    "properties": {"items": {"type": "array", "items": {"type": "object"}}},
+                }
+            }
+        },
+    }
+}
 
 
 @router.get("/", summary="List entities")
-async def list_entities(app: str, resource: str, request: Request) -> Response:
+async def list_entities(app: App, resource: Resource, request: Request) -> Response:
+    check_query_values(request)
     fields: dict[str, Any] = {"operation": "list", "entity_type": f"{app}.{resource}"}
     fields |= _list_fields(request)
     return await _run(request, fields)
 
 
-@router.post("/", summary="Create an entity")
-async def create_entity(app: str, resource: str, request: Request) -> Response:
+@router.post("/", summary="Create an entity", status_code=201, openapi_extra=JSON_OBJECT_BODY)
+async def create_entity(app: App, resource: Resource, request: Request) -> Response:
     data = await _json_object(request)
     fields = {"operation": "create", "entity_type": f"{app}.{resource}", "data": data}
 
@@ -48,8 +91,10 @@ async def create_entity(app: str, resource: str, request: Request) -> Response:
     return await idempotent(request, data, run)
 
 
-@router.post("/bulk/", summary="Up to 1,000 writes, each with its own status")
-async def bulk_entities(app: str, resource: str, request: Request) -> Response:
+@router.post(
+    "/bulk/", summary="Up to 1,000 writes, each with its own status", openapi_extra=BULK_BODY
+)
+async def bulk_entities(app: App, resource: Resource, request: Request) -> Response:
     body = await _json_object(request)
     try:
         bulk = BulkRequest.model_validate({**body, "entity_type": f"{app}.{resource}"})
@@ -63,40 +108,58 @@ async def bulk_entities(app: str, resource: str, request: Request) -> Response:
 
 
 @router.get("/{entity_id}/", summary="Read an entity")
-async def read_entity(app: str, resource: str, entity_id: str, request: Request) -> Response:
+async def read_entity(
+    app: App, resource: Resource, entity_id: EntityId, request: Request
+) -> Response:
     fields = _one(app, resource, entity_id, "read")
     fields["include_inactive"] = _switch(request, "include_inactive")
     return await _run(request, fields)
 
 
-@router.patch("/{entity_id}/", summary="Change some fields of an entity")
-async def patch_entity(app: str, resource: str, entity_id: str, request: Request) -> Response:
+@router.patch(
+    "/{entity_id}/", summary="Change some fields of an entity", openapi_extra=JSON_OBJECT_BODY
+)
+async def patch_entity(
+    app: App, resource: Resource, entity_id: EntityId, request: Request
+) -> Response:
     fields = _one(app, resource, entity_id, "update") | {"data": await _json_object(request)}
     return await _run(request, fields | _precondition(request))
 
 
-@router.put("/{entity_id}/", summary="Replace an entity")
-async def put_entity(app: str, resource: str, entity_id: str, request: Request) -> Response:
+@router.put("/{entity_id}/", summary="Replace an entity", openapi_extra=JSON_OBJECT_BODY)
+async def put_entity(
+    app: App, resource: Resource, entity_id: EntityId, request: Request
+) -> Response:
     fields = _one(app, resource, entity_id, "update") | {"data": await _json_object(request)}
     return await _run(request, fields | {"replace": True} | _precondition(request))
 
 
-@router.delete("/{entity_id}/", summary="Deactivate an entity, or remove it with ?hard=true")
-async def delete_entity(app: str, resource: str, entity_id: str, request: Request) -> Response:
+@router.delete(
+    "/{entity_id}/",
+    summary="Deactivate an entity, or remove it with ?hard=true",
+    status_code=204,
+)
+async def delete_entity(
+    app: App, resource: Resource, entity_id: EntityId, request: Request
+) -> Response:
     fields = _one(app, resource, entity_id, "delete") | {"hard": _switch(request, "hard")}
     return await _run(request, fields | _precondition(request))
 
 
 @router.post("/{entity_id}/restore/", summary="Bring a deactivated entity back")
-async def restore_entity(app: str, resource: str, entity_id: str, request: Request) -> Response:
+async def restore_entity(
+    app: App, resource: Resource, entity_id: EntityId, request: Request
+) -> Response:
     fields = _one(app, resource, entity_id, "restore")
     return await _run(request, fields | _precondition(request))
 
 
 async def _run(request: Request, fields: dict[str, Any]) -> Response:
-    result = await _service(request).execute(
-        _crud_request(fields), caller_of(request), conflict_status=412
-    )
+    crud_request = _crud_request(fields)
+    if crud_request.operation is Operation.LIST:
+        given = "page_size" in request.query_params
+        crud_request.page_size = bounded_page_size(request, crud_request.page_size, given=given)
+    result = await _service(request).execute(crud_request, caller_of(request), conflict_status=412)
     return respond(result)
 
 
@@ -179,10 +242,7 @@ def _boolean(name: str, value: str) -> bool:
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise Problem(400, "The request body is not valid JSON.", title="Malformed JSON") from exc
+    body = await request.json()  # read, bounded and parsed strictly by JsonBodyRoute
     if not isinstance(body, dict):
         raise Problem(
             422,

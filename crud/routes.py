@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
+
+from service.json_route import JsonBodyRoute
+from service.request_limits import bounded_page_size
 
 from .audit_query import AuditQuery
 from .bulk import BulkRequest, execute_bulk
@@ -14,12 +17,20 @@ from .models import CrudRequest, Operation
 from .service import CrudService
 from .surface import caller_of, idempotent, respond
 
-router = APIRouter()
+router = APIRouter(route_class=JsonBodyRoute)
 
 
-@router.post("/crud", tags=["crud"], summary="Create, read, update, delete, restore or list")
+@router.post(
+    "/crud",
+    tags=["crud"],
+    summary="Create, read, update, delete, restore or list",
+    responses={201: {"description": "Created"}, 204: {"description": "Deleted"}},
+)
 async def crud(body: CrudRequest, request: Request) -> Response:
     service: CrudService = request.app.state.crud
+    if body.operation is Operation.LIST:
+        given = "page_size" in body.model_fields_set
+        body.page_size = bounded_page_size(request, body.page_size, given=given)
     if body.operation is not Operation.CREATE:
         return respond(await service.execute(body, caller_of(request)))
 
@@ -61,6 +72,7 @@ async def audit(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> dict[str, Any]:
+    page_size = bounded_page_size(request, page_size, given="page_size" in request.query_params)
     query = AuditQuery(
         page, page_size, entity_type, entity_id, actor, operation, outcome, since, until
     )
@@ -75,12 +87,13 @@ async def audit_verify(request: Request) -> dict[str, Any]:
 @router.get("/audit/{app}/{resource}/{entity_id}", tags=["audit"], summary="One entity's history")
 async def audit_history(
     request: Request,
-    app: str,
-    resource: str,
-    entity_id: str,
+    app: Annotated[str, Path(max_length=100)],
+    resource: Annotated[str, Path(max_length=100)],
+    entity_id: Annotated[str, Path(max_length=100)],
     page: int = Query(1, ge=1, le=1_000_000),
     page_size: int = Query(50, ge=1, le=1000),
 ) -> dict[str, Any]:
+    page_size = bounded_page_size(request, page_size, given="page_size" in request.query_params)
     query = AuditQuery(page, page_size, entity_type=f"{app}.{resource}", entity_id=entity_id)
     return await _audit_page(request, query)
 

@@ -12,6 +12,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from auth.exceptions import Forbidden
+from auth.policy import crud_operation_scope
+from auth.scopes import Scope, grants
 from django_integration.api_client import BackendClient
 from django_integration.exceptions import (
     BackendFailed,
@@ -38,10 +41,17 @@ STALE_WARNING = '110 - "Response is stale"'
 
 @dataclass(frozen=True)
 class Caller:
-    actor: str
+    actor: str  # the authenticated identity's name: the audit trail's actor
     request_id: str | None = None
     client_address: str | None = None
     user_agent: str | None = None
+    scopes: frozenset[Scope] = frozenset()
+    # Unique across kinds of credential (a key and a JWT subject may share a name); cached
+    # answers are kept per principal, as a backend that sees the caller may answer each apart.
+    principal: str = ""
+
+    def may(self, scope: Scope) -> bool:
+        return grants(self.scopes, scope)
 
 
 @dataclass
@@ -69,23 +79,37 @@ class CrudService:
         self, request: CrudRequest, caller: Caller, *, conflict_status: int = 409
     ) -> CrudResult:
         """`conflict_status`: 409 for a stale `version` in a body, 412 for a stale If-Match."""
+        await self._authorize(request, caller)
         schema = await self._registry.resolve(request.entity_type)
         if request.operation is Operation.READ:
-            return await self._cached_read(schema, request)
+            return await self._cached_read(schema, request, caller)
         if request.operation is Operation.LIST:
             check_query(schema, request)
-            return await self._cached_read(schema, request)
+            return await self._cached_read(schema, request, caller)
         return await self._audited_write(schema, request, caller, conflict_status)
+
+    async def _authorize(self, request: CrudRequest, caller: Caller) -> None:
+        """403, on the audit trail, for an operation the caller's scopes do not allow."""
+        needed = crud_operation_scope(request.operation.value, hard=request.hard)
+        if caller.may(needed):
+            return
+        entry = _entry_for(request, caller)
+        entry.status_code = 403
+        await self._record(entry)
+        raise Forbidden(caller.actor, [needed])
 
     # --- reads ------------------------------------------------------------------
 
-    async def _cached_read(self, schema: EntitySchema, request: CrudRequest) -> CrudResult:
+    async def _cached_read(
+        self, schema: EntitySchema, request: CrudRequest, caller: Caller
+    ) -> CrudResult:
         if request.operation is Operation.READ:
             key: dict[str, Any] = {"id": request.entity_id, "inactive": request.include_inactive}
             load = self._load_one
         else:
             key = {"list": list_params(request)}
             load = self._load_page
+        key["caller"] = caller.principal
 
         answer, status = await self._cache.get_or_load(
             schema.entity_type, key, lambda: load(schema, request), stale_on=SERVE_STALE_ON
@@ -134,17 +158,7 @@ class CrudService:
                 headers={"Retry-After": "5"},
             ) from exc
 
-        entry = AuditEntry(
-            actor=caller.actor,
-            operation=request.operation.value,
-            entity_type=request.entity_type,
-            entity_id=request.entity_id,
-            changes={},
-            status_code=500,
-            request_id=caller.request_id,
-            client_address=caller.client_address,
-            user_agent=caller.user_agent,
-        )
+        entry = _entry_for(request, caller)
         try:
             result = await self._write(schema, request, entry)
         except Problem as problem:
@@ -238,6 +252,21 @@ class CrudService:
             logger.exception(
                 "audit entry could not be recorded; replay it from here: %s", entry.row()
             )
+
+
+def _entry_for(request: CrudRequest, caller: Caller) -> AuditEntry:
+    """The audit entry of one attempt, status 500 until its outcome is known."""
+    return AuditEntry(
+        actor=caller.actor,
+        operation=request.operation.value,
+        entity_type=request.entity_type,
+        entity_id=request.entity_id,
+        changes={},
+        status_code=500,
+        request_id=caller.request_id,
+        client_address=caller.client_address,
+        user_agent=caller.user_agent,
+    )
 
 
 def _as_conflict(problem: Problem, request: CrudRequest, conflict_status: int) -> Problem:

@@ -8,23 +8,24 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
+from auth.dependencies import identity_of
 from service.problems import Problem, problem_response
 from service.request_context import current_request_id
 
 from .idempotency import IdempotencyStore, StoredAnswer, checked_key, request_fingerprint
 from .service import Caller, CrudResult
 
-ANONYMOUS = "anonymous"
-
 
 def caller_of(request: Request) -> Caller:
-    # TODO(#7): the actor is the caller's own claim until authentication exists.
-    actor = request.headers.get("X-Actor", "").strip()[:200] or ANONYMOUS
+    """The authenticated caller; what the request says about itself (X-Actor) counts for nothing."""
+    identity = identity_of(request)
     return Caller(
-        actor=actor,
+        actor=identity.name,
         request_id=current_request_id(),
         client_address=request.client.host if request.client else None,
         user_agent=request.headers.get("User-Agent"),
+        scopes=identity.scopes,
+        principal=identity.principal,
     )
 
 
@@ -44,7 +45,10 @@ async def idempotent(
 
     store: IdempotencyStore = request.app.state.idempotency
     key = checked_key(key)
-    fingerprint = request_fingerprint(request.method, request.url.path, body)
+    # The caller is part of the request: another caller reusing the key is refused (422),
+    # never handed this caller's answer.
+    caller = identity_of(request).principal
+    fingerprint = request_fingerprint(request.method, request.url.path, [caller, body])
     stored = await store.claim(key, fingerprint)
     if stored is not None:
         response = _answer(stored.status, stored.body, stored.headers)

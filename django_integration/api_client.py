@@ -173,7 +173,10 @@ class BackendClient:
             elapsed = time.perf_counter() - started
             self.breaker.record(success=False, duration=elapsed)
             self._observe(_transport_outcome(exc), elapsed)
-            logger.warning("backend %s %s failed: %s", method, path, type(exc).__name__)
+            # The host goes to the log only: the caller's problem body never names it.
+            logger.warning(
+                "backend %s %s%s failed: %s", method, self.base_url, path, type(exc).__name__
+            )
             raise error_handler.from_transport_error(exc) from exc
         except BaseException:
             # Cancelled by the call's budget or by shutdown: the backend was too slow.

@@ -10,6 +10,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import auth.keys  # noqa: F401 - defines api_keys
 import crud.audit  # noqa: F401 - defines audit_entries and audit_chain_head
 import crud.idempotency  # noqa: F401 - defines idempotency_keys
 import telemetry.alert_store  # noqa: F401 - defines alerts and threshold_rules

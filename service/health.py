@@ -44,7 +44,8 @@ async def django_health(request: Request) -> dict[str, Any]:
     state = request.app.state
     client = state.backend_client
     report: dict[str, Any] = {
-        "backend": "embedded" if state.settings.embedded_backend else client.base_url,
+        # Never the URL: this body reaches callers, and internal host names stay in the logs.
+        "backend": "embedded" if state.settings.embedded_backend else "remote",
         "retries": client.retries,
         "calls": dict(client.outcomes),
         "entity_types": state.registry.entity_types,

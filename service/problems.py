@@ -16,6 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.security_headers import with_security_headers
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
@@ -107,7 +109,10 @@ async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
         "unhandled error on %s %s", request.method, request.url.path, exc_info=exc
     )
     problem = Problem(500, "The service failed to handle this request.")
-    return problem_response(problem, request)
+    response = problem_response(problem, request)
+    # Starlette sends this answer from its outermost layer, past every middleware of ours.
+    response.raw_headers = with_security_headers(response.raw_headers)
+    return response
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -5,13 +5,21 @@ The README lists each one with its default; keep the two in step.
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+import limits
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Shortest admin key and JWT HMAC secret accepted: a guessable one would defeat both.
+MIN_SECRET_LENGTH = 32
+
+# A browser's Origin header: scheme, host and an optional port, nothing else.
+ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?")
 
 
 class Settings(BaseSettings):
@@ -60,6 +68,63 @@ class Settings(BaseSettings):
     database_pool_pre_ping: bool = True
     # Off: run `python -m django_integration.migrate` (or `alembic upgrade head`) yourself.
     database_migrate_on_start: bool = True
+
+    # --- authentication (issue #7; see auth/) ---------------------------------------
+    # A key given here is an admin key. Unset, and no key in the database: the first start
+    # creates an admin key and prints it once. Nothing turns authentication off.
+    admin_api_key: SecretStr = SecretStr("")
+    # How often verified keys are read again, so a key revoked through another instance
+    # stops working here within this many seconds (at once through this instance).
+    auth_key_recheck_seconds: float = Field(5.0, gt=0, le=300)
+    # Failed authentications and authorizations per client address (`limits` notation);
+    # beyond, 429 with Retry-After, and the failures are no longer audited.
+    auth_failure_rate_limit: str = "20/minute"
+    # JWT bearer tokens: an HMAC secret or a PEM public key file (RSA or EC), not both.
+    auth_jwt_secret: SecretStr = SecretStr("")
+    auth_jwt_public_key_file: Path | None = None
+    # Empty: HS256 with a secret, RS256 or ES256 as the public key's type says.
+    auth_jwt_algorithms: list[str] = Field(default_factory=list)
+    auth_jwt_issuer: str = ""
+    auth_jwt_audience: str = ""
+    auth_jwt_leeway_seconds: float = Field(30.0, ge=0, le=600)
+    # The claim that carries scopes: a space-separated string (OAuth 2.0) or a list.
+    auth_jwt_scope_claim: str = Field("scope", min_length=1)
+    # Off: `GET /metrics` answers without a credential (for scrapers that cannot send one).
+    metrics_require_key: bool = True
+
+    @field_validator("auth_failure_rate_limit")
+    @classmethod
+    def _rate_limit_notation(cls, value: str) -> str:
+        try:
+            limits.parse(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit like '20/minute': {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _authentication_is_sound(self) -> Settings:
+        # Weak secrets would make the constant-time comparisons and signatures pointless.
+        if 0 < len(self.admin_api_key.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(f"OBSERVER_ADMIN_API_KEY needs {MIN_SECRET_LENGTH} characters or more")
+        if 0 < len(self.auth_jwt_secret.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"OBSERVER_AUTH_JWT_SECRET needs {MIN_SECRET_LENGTH} characters or more"
+            )
+        if self.auth_jwt_secret.get_secret_value() and self.auth_jwt_public_key_file:
+            raise ValueError("set OBSERVER_AUTH_JWT_SECRET or _PUBLIC_KEY_FILE, not both")
+        if self.jwt_enabled and not (self.auth_jwt_issuer and self.auth_jwt_audience):
+            raise ValueError("JWT needs OBSERVER_AUTH_JWT_ISSUER and OBSERVER_AUTH_JWT_AUDIENCE")
+        hmac_algorithms = [name for name in self.auth_jwt_algorithms if name.startswith("HS")]
+        if self.auth_jwt_public_key_file and hmac_algorithms:
+            # Verifying HS256 with a public key as the secret lets anyone sign tokens.
+            raise ValueError("a JWT public key cannot verify HMAC algorithms like HS256")
+        if self.auth_jwt_secret.get_secret_value() and hmac_algorithms != self.auth_jwt_algorithms:
+            raise ValueError("a JWT secret verifies only HMAC algorithms (HS256, HS384, HS512)")
+        return self
+
+    @property
+    def jwt_enabled(self) -> bool:
+        return bool(self.auth_jwt_secret.get_secret_value() or self.auth_jwt_public_key_file)
 
     # --- CRUD -------------------------------------------------------------------
     # A JSON file laid over the discovered entity schemas (fields, conditional_writes).
@@ -129,6 +194,30 @@ class Settings(BaseSettings):
     # How far past the threshold, as a fraction of it, a firing alert's value must go back.
     telemetry_alert_hysteresis: float = Field(0.05, ge=0)
     telemetry_alerts_to_backend: bool = True
+
+    # --- hostile input (issue #7) ------------------------------------------------
+    # JSON bodies of the CRUD, bulk, REST and rule routes; telemetry has its own limits above.
+    request_max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    # Python's parser gives up near 1,000 levels; a limit above 256 would never be reached.
+    request_max_json_depth: int = Field(32, ge=2, le=256)
+    request_max_string_length: int = Field(10_000, ge=1)
+    request_max_list_length: int = Field(1_000, ge=1)
+    request_max_object_keys: int = Field(256, ge=1)
+    # The reference backend pages at most 1,000 rows; a larger page could not be served.
+    request_max_page_size: int = Field(1_000, ge=1, le=1_000)
+    # Origins (scheme://host[:port]) whose pages may call the API; empty: none may.
+    cors_allowed_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: list[str]) -> list[str]:
+        bad = [origin for origin in value if not ORIGIN.fullmatch(origin)]
+        if bad:
+            raise ValueError(
+                "CORS origins are scheme://host[:port] without a path or wildcard, not "
+                + ", ".join(repr(origin) for origin in bad)
+            )
+        return value
 
     @field_validator("cache_ttl_overrides")
     @classmethod

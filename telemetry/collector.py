@@ -76,13 +76,17 @@ class Collector:
                 title="Batch Too Large",
             )
 
-    def admit(self, items: list[Any], client: str) -> dict[str, Any]:
-        """Admit a batch; the 202 body, or a Problem when the whole batch is refused."""
+    def admit(self, items: list[Any], client: str, rate_key: str | None = None) -> dict[str, Any]:
+        """Admit a batch; the 202 body, or a Problem when the whole batch is refused.
+
+        `client` is the sender's address (the enricher classifies it); the rate limit is kept
+        per `rate_key` (the API key's name), per address when there is none.
+        """
         self.counters["received"] += len(items)
         if not self.accepting:
             self._refuse(len(items))
             self.check_open()
-        self._check_rate(client, len(items))
+        self._check_rate(rate_key or client, len(items))
 
         now = self._clock()
         fresh, keys, rejected, duplicates = self._sort_out(items, now, client)
@@ -113,7 +117,7 @@ class Collector:
         self.counters["duplicates"] += duplicates
         return {"accepted": len(fresh), "rejected": rejected, "duplicates": duplicates}
 
-    def admit_one(self, item: Any, client: str) -> dict[str, Any]:
+    def admit_one(self, item: Any, client: str, rate_key: str | None = None) -> dict[str, Any]:
         """Admit a single point; a bad one is a 422 with field errors, not a rejection."""
         point, errors = parse_point(item, self._clock(), self._limits)
         if point is None and self.accepting:
@@ -124,7 +128,7 @@ class Collector:
                 "The telemetry point failed validation.",
                 errors=[{"field": field, "message": message} for field, message in errors],
             )
-        return self.admit([item], client)
+        return self.admit([item], client, rate_key)
 
     def _check_rate(self, client: str, cost: int) -> None:
         if cost == 0 or self._limiter.hit(self._rate, "telemetry", client, cost=cost):

@@ -1,14 +1,13 @@
-"""Request bodies as agents send them: size-limited, optionally gzip or deflate compressed, and
-JSON or NDJSON for the native routes.
+"""Request bodies as agents send them: JSON or NDJSON for the native routes.
 
-The size limit applies twice: to the bytes on the wire and to what they decompress to, so a
-small compressed body cannot expand into an unbounded one.
+Bodies are read by `service.request_body.read_body` (size limit on the wire and after gzip or
+deflate). Points keep their own per-item rules (`telemetry.points`): a bad value fails its item,
+not the batch, so this reader stays Python's fast `json` rather than the strict CRUD reader.
 """
 
 from __future__ import annotations
 
 import json
-import zlib
 from typing import Any
 
 from starlette.requests import Request
@@ -19,9 +18,6 @@ JSON = "application/json"
 NDJSON = "application/x-ndjson"
 PROTOBUF = "application/x-protobuf"
 _NDJSON_ALIASES = frozenset({NDJSON, "application/ndjson", "application/jsonl"})
-# zlib's window bits: 16 + 15 reads gzip only; 32 + 15 detects a zlib or a gzip header.
-_GZIP_BITS = 16 + zlib.MAX_WBITS
-_DEFLATE_BITS = 32 + zlib.MAX_WBITS
 
 
 def media_type(request: Request, default: str = JSON) -> str:
@@ -44,27 +40,6 @@ def native_format(request: Request) -> str:
         f"Content-Type {kind} is not accepted here; send {JSON} or {NDJSON}.",
         headers={"Accept-Post": f"{JSON}, {NDJSON}"},
     )
-
-
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The decoded body, or 413 once the wire bytes or the decompressed bytes pass the limit."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise _too_large(max_bytes)
-    coding = _content_coding(request)
-
-    chunks: list[bytes] = []
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > max_bytes:
-            raise _too_large(max_bytes)
-        chunks.append(chunk)
-    body = b"".join(chunks)
-
-    if coding == "identity":
-        return body
-    return _decompress(body, _GZIP_BITS if coding == "gzip" else _DEFLATE_BITS, max_bytes)
 
 
 def parse_json(body: bytes) -> Any:
@@ -93,41 +68,3 @@ def parse_ndjson(body: bytes) -> list[Any]:
                 400, f"Line {number} is not valid JSON: {exc}.", title="Malformed JSON"
             ) from exc
     return items
-
-
-def _content_coding(request: Request) -> str:
-    coding = request.headers.get("content-encoding", "identity").strip().lower()
-    if coding in {"", "identity"}:
-        return "identity"
-    if coding in {"gzip", "x-gzip"}:
-        return "gzip"
-    if coding == "deflate":
-        return "deflate"
-    # RFC 9110 section 15.5.16: an unsupported content coding is a 415.
-    raise Problem(
-        415,
-        f"Content-Encoding {coding} is not supported; send gzip, deflate or identity.",
-        headers={"Accept-Encoding": "gzip, deflate"},
-    )
-
-
-def _decompress(body: bytes, window_bits: int, max_bytes: int) -> bytes:
-    inflater = zlib.decompressobj(window_bits)
-    try:
-        plain = inflater.decompress(body, max_bytes + 1)
-    except zlib.error as exc:
-        raise Problem(400, f"The compressed body cannot be decoded: {exc}.") from exc
-
-    if len(plain) > max_bytes or inflater.unconsumed_tail:
-        raise _too_large(max_bytes)
-    if not inflater.eof:
-        raise Problem(400, "The compressed body is truncated.")
-    return plain
-
-
-def _too_large(max_bytes: int) -> Problem:
-    return Problem(
-        413,
-        f"The request body is over the limit of {max_bytes} bytes.",
-        title="Content Too Large",
-    )

@@ -105,14 +105,14 @@ class Pipeline:
             )
         return left
 
-    def submit(self, items: list[Any], client: str) -> dict[str, Any]:
+    def submit(self, items: list[Any], client: str, rate_key: str | None = None) -> dict[str, Any]:
         """Admit a batch of raw points (or raise a Problem) and wake the worker."""
-        result = self.collector.admit(items, client)
+        result = self.collector.admit(items, client, rate_key)
         self._wake.set()
         return result
 
-    def submit_one(self, item: Any, client: str) -> dict[str, Any]:
-        result = self.collector.admit_one(item, client)
+    def submit_one(self, item: Any, client: str, rate_key: str | None = None) -> dict[str, Any]:
+        result = self.collector.admit_one(item, client, rate_key)
         self._wake.set()
         return result
 

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
+from service.json_route import JsonBodyRoute
 from service.problems import Problem
 from telemetry import alert_store
 from telemetry.alert_sink import AlertSink
@@ -27,7 +28,8 @@ from telemetry.routes import instant_param
 from telemetry.rules import RuleIn
 from telemetry.series_store import downsample
 
-router = APIRouter(prefix="/telemetry", tags=["telemetry"])
+# Rules arrive as JSON bodies: the same size limit and strict reader as the CRUD routes.
+router = APIRouter(prefix="/telemetry", tags=["telemetry"], route_class=JsonBodyRoute)
 
 Limit = Annotated[int, Query(ge=1, le=10_000)]
 Kind = Literal["trace", "correlation", "cascade", "metric"]

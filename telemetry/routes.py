@@ -12,7 +12,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from service.problems import Problem
-from telemetry.ingest_formats import NDJSON, native_format, parse_json, parse_ndjson, read_body
+from service.request_body import read_body
+from telemetry.ingest_formats import NDJSON, native_format, parse_json, parse_ndjson
 from telemetry.pipeline import Pipeline
 from telemetry.points import iso, parse_instant
 
@@ -20,9 +21,31 @@ router = APIRouter(prefix="/telemetry", tags=["telemetry"])
 
 _TIME_FIELDS = ("timestamp", "breach_started", "last_timestamp")
 Limit = Annotated[int, Query(ge=1, le=10_000)]
+BODY_LIMIT = "telemetry_max_body_bytes"  # the setting a 413 names
 
 
-@router.post("", status_code=202)
+# Read by hand (JSON or NDJSON, maybe compressed): the OpenAPI document says what they take.
+POINT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+        },
+    }
+}
+BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@router.post("", status_code=202, openapi_extra=POINT_BODY)
 async def post_point(request: Request) -> JSONResponse:
     pipeline, body_format, body = await _read(request)
 
@@ -30,10 +53,11 @@ async def post_point(request: Request) -> JSONResponse:
     if body_format == NDJSON:
         return _submit_batch(pipeline, parse_ndjson(body), request)
     point = parse_json(body)
-    return JSONResponse(pipeline.submit_one(point, client_of(request)), status_code=202)
+    accepted = pipeline.submit_one(point, client_of(request), rate_key_of(request))
+    return JSONResponse(accepted, status_code=202)
 
 
-@router.post("/batch", status_code=202)
+@router.post("/batch", status_code=202, openapi_extra=BATCH_BODY)
 async def post_batch(request: Request) -> JSONResponse:
     pipeline, body_format, body = await _read(request)
 
@@ -47,12 +71,17 @@ async def _read(request: Request) -> tuple[Pipeline, str, bytes]:
     pipeline = pipeline_of(request)
     pipeline.collector.check_open()
     body_format = native_format(request)
-    return pipeline, body_format, await read_body(request, pipeline.max_body_bytes)
+    return (
+        pipeline,
+        body_format,
+        await read_body(request, pipeline.max_body_bytes, limit=BODY_LIMIT),
+    )
 
 
 def _submit_batch(pipeline: Pipeline, items: list[Any], request: Request) -> JSONResponse:
     pipeline.collector.check_size(len(items))
-    return JSONResponse(pipeline.submit(items, client_of(request)), status_code=202)
+    accepted = pipeline.submit(items, client_of(request), rate_key_of(request))
+    return JSONResponse(accepted, status_code=202)
 
 
 @router.get("/anomalies")
@@ -98,9 +127,15 @@ def pipeline_of(request: Request) -> Pipeline:
 
 
 def client_of(request: Request) -> str:
-    """Who is rate-limited: the client address until authentication names the caller."""
-    # TODO(#7): key the rate limit by API key once authentication exists.
+    """The sender's address, which the enricher classifies."""
     return request.client.host if request.client is not None else "unknown"
+
+
+def rate_key_of(request: Request) -> str:
+    """Who is rate-limited: the authenticated caller, so agents behind one address (a NAT, a
+    collector) keep their own limits; the address for an app built without authentication."""
+    identity = getattr(request.state, "identity", None)
+    return identity.principal if identity is not None else client_of(request)
 
 
 def _batch_items(body: Any) -> list[Any]:

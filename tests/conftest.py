@@ -35,5 +35,5 @@ def middleware(backend: BackendServer, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture
 def api(middleware: MiddlewareServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=middleware.url, timeout=30) as client:
+    with httpx.Client(base_url=middleware.url, headers=middleware.headers, timeout=30) as client:
         yield client

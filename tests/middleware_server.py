@@ -13,6 +13,8 @@ import httpx
 from tests.loopback import free_port  # noqa: F401 - tests import it from here too
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The admin key every test server starts with, unless a test passes its own environment.
+ADMIN_API_KEY = "test-admin-key-0123456789abcdefghijklmnopqrstuv"
 
 
 class MiddlewareServer:
@@ -21,7 +23,13 @@ class MiddlewareServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / "middleware.log"
-        self._extra_env = env or {}
+        self._extra_env = {
+            "OBSERVER_ADMIN_API_KEY": ADMIN_API_KEY,
+            # Tests refuse many requests on purpose, all from 127.0.0.1; the security tests
+            # that check this limit set their own.
+            "OBSERVER_AUTH_FAILURE_RATE_LIMIT": "100000/minute",
+            **(env or {}),
+        }
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> MiddlewareServer:
@@ -50,6 +58,12 @@ class MiddlewareServer:
             self._process.kill()
             self._process.wait()
         self._process = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What a client sends to be admitted: the server's admin key, if it has one."""
+        key = self._extra_env["OBSERVER_ADMIN_API_KEY"]
+        return {"Authorization": f"Bearer {key}"} if key else {}
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

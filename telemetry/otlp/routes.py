@@ -13,11 +13,12 @@ import logging
 from fastapi import APIRouter, Request, Response
 
 from service.problems import Problem
-from telemetry.ingest_formats import JSON, PROTOBUF, media_type, read_body
+from service.request_body import read_body
+from telemetry.ingest_formats import JSON, PROTOBUF, media_type
 from telemetry.otlp import codec, mapping
 from telemetry.otlp.codec import LOGS, METRICS, TRACES, Signal
 from telemetry.pipeline import Pipeline
-from telemetry.routes import client_of, pipeline_of
+from telemetry.routes import BODY_LIMIT, client_of, pipeline_of, rate_key_of
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +47,10 @@ async def _export(request: Request, signal: Signal) -> Response:
     try:
         pipeline = pipeline_of(request)
         pipeline.collector.check_open()
-        body = await read_body(request, pipeline.max_body_bytes)
+        body = await read_body(request, pipeline.max_body_bytes, limit=BODY_LIMIT)
         items, origins = mapping.points(signal, codec.decode(signal, body, wire))
-        rejected, message = _submit(pipeline, items, origins, client_of(request))
+        senders = (client_of(request), rate_key_of(request))
+        rejected, message = _submit(pipeline, items, origins, senders)
     except Problem as problem:
         content = codec.encode_status(problem, wire)
         return Response(content, problem.status, headers=problem.headers, media_type=wire)
@@ -70,13 +72,16 @@ def _wire_format(request: Request) -> str:
 
 
 def _submit(
-    pipeline: Pipeline, items: list[dict], origins: list[int], client: str
+    pipeline: Pipeline, items: list[dict], origins: list[int], senders: tuple[str, str]
 ) -> tuple[int, str]:
-    """Admit the points; the count of OTLP items rejected and why."""
+    """Admit the points; the count of OTLP items rejected and why.
+
+    `senders`: the client address and the key the rate limit is kept under.
+    """
     if not items:
         return 0, ""
     pipeline.collector.check_size(len(items))
-    result = pipeline.submit(items, client)
+    result = pipeline.submit(items, *senders)
     if not result["rejected"]:
         return 0, ""
 

@@ -7,6 +7,8 @@ import uuid
 
 import httpx
 
+from tests.api_keys import bearer, create_key
+
 CONFIGS = "/api/core/configurations/"
 
 
@@ -15,7 +17,13 @@ def unique(prefix: str) -> str:
 
 
 def test_history_of_one_entity_with_refusals(api: httpx.Client) -> None:
-    headers = {"X-Actor": "bob", "User-Agent": "dashboard/1.0"}
+    bob = unique("bob")
+    # X-Actor is a claim anyone can make: the actor is the key's name whatever it says.
+    headers = {
+        **bearer(create_key(api, bob, "crud:write")),
+        "X-Actor": "mallory",
+        "User-Agent": "dashboard/1.0",
+    }
     created = api.post(
         CONFIGS, json={"key": unique("k"), "value": {"days": 1}}, headers=headers
     ).json()["data"]
@@ -34,7 +42,7 @@ def test_history_of_one_entity_with_refusals(api: httpx.Client) -> None:
     ]
     success = history["data"][2]
     assert success["changes"]["value"] == {"old": {"days": 1}, "new": {"days": 2}}
-    assert (success["actor"], success["user_agent"]) == ("bob", "dashboard/1.0")
+    assert (success["actor"], success["user_agent"]) == (bob, "dashboard/1.0")
     assert success["client_address"] == "127.0.0.1"
 
 
@@ -51,8 +59,9 @@ def test_sensitive_values_are_redacted(api: httpx.Client) -> None:
 
 def test_audit_filters(api: httpx.Client) -> None:
     actor = unique("carol")
-    api.post(CONFIGS, json={"key": unique("k"), "value": 1}, headers={"X-Actor": actor})
-    api.post(CONFIGS, json={"key": 5}, headers={"X-Actor": actor})
+    carol = bearer(create_key(api, actor, "crud:write"))
+    api.post(CONFIGS, json={"key": unique("k"), "value": 1}, headers=carol)
+    api.post(CONFIGS, json={"key": 5}, headers=carol)
     failures = api.get("/audit", params={"actor": actor, "outcome": "failure"}).json()
     assert [(e["operation"], e["status_code"]) for e in failures["data"]] == [("create", 422)]
     everything = api.get("/audit", params={"actor": actor, "operation": "create"}).json()

@@ -7,6 +7,8 @@ import uuid
 import httpx
 import pytest
 
+from tests.api_keys import bearer, create_key
+
 PROBLEM = "application/problem+json"
 
 
@@ -198,7 +200,8 @@ def test_bad_envelope_is_422_naming_the_field(api: httpx.Client, body: dict, fie
 
 def test_writes_are_audited_newest_first(api: httpx.Client) -> None:
     name = unique("audited")
-    headers = {"X-Request-ID": f"req-{name}", "X-Actor": "alice"}
+    alice = unique("alice")
+    headers = {"X-Request-ID": f"req-{name}", **bearer(create_key(api, alice, "crud:write"))}
     created = api.post(
         "/crud",
         json={
@@ -225,7 +228,7 @@ def test_writes_are_audited_newest_first(api: httpx.Client) -> None:
     assert (update_entry["operation"], update_entry["entity_id"]) == ("update", entity_id)
     assert update_entry["changes"]["channel_type"] == {"old": "email", "new": "webhook"}
     assert update_entry["changes"]["version"] == {"old": 1, "new": 2}
-    assert (update_entry["actor"], update_entry["request_id"]) == ("alice", f"req-{name}")
+    assert (update_entry["actor"], update_entry["request_id"]) == (alice, f"req-{name}")
     assert (update_entry["outcome"], update_entry["status_code"]) == ("success", 200)
     assert (create_entry["operation"], create_entry["status_code"]) == ("create", 201)
     assert create_entry["changes"]["name"] == {"old": None, "new": name}

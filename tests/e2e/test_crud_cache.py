@@ -77,7 +77,7 @@ def test_stale_read_when_the_backend_is_down(tmp_path) -> None:
         }
         with (
             MiddlewareServer(tmp_path, env=env) as server,
-            httpx.Client(base_url=server.url, timeout=30) as api,
+            httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as api,
         ):
             created = api.post(CHANNELS, json={"name": unique("s"), "channel_type": "email"})
             url = f"{CHANNELS}{created.json()['data']['id']}/"
@@ -130,8 +130,8 @@ def _share_one_redis(env: dict, tmp_path) -> None:
     with (
         MiddlewareServer(tmp_path / "a", env=env) as first,
         MiddlewareServer(tmp_path / "b", env=env) as second,
-        httpx.Client(base_url=first.url, timeout=30) as api_a,
-        httpx.Client(base_url=second.url, timeout=30) as api_b,
+        httpx.Client(base_url=first.url, headers=first.headers, timeout=30) as api_a,
+        httpx.Client(base_url=second.url, headers=second.headers, timeout=30) as api_b,
     ):
         created = api_a.post(CHANNELS, json={"name": unique("r"), "channel_type": "email"})
         url = f"{CHANNELS}{created.json()['data']['id']}/"

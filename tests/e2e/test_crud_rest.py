@@ -69,7 +69,9 @@ def test_stale_if_match_is_412_with_current_version(api: httpx.Client) -> None:
 
 def test_lost_update_race_has_exactly_one_winner(middleware) -> None:
     async def race() -> list[int]:
-        async with httpx.AsyncClient(base_url=middleware.url, timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=middleware.url, headers=middleware.headers, timeout=30
+        ) as client:
             created = await client.post(
                 CHANNELS, json={"name": unique("race"), "channel_type": "slack"}
             )
@@ -90,7 +92,9 @@ def test_lost_update_race_has_exactly_one_winner(middleware) -> None:
 
 def test_crud_version_race_has_exactly_one_winner(middleware) -> None:
     async def race() -> list[int]:
-        async with httpx.AsyncClient(base_url=middleware.url, timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=middleware.url, headers=middleware.headers, timeout=30
+        ) as client:
             created = await client.post(
                 CHANNELS, json={"name": unique("race"), "channel_type": "slack"}
             )

@@ -9,7 +9,7 @@ def test_embedded_backend_round_trip(tmp_path) -> None:
     env = {"OBSERVER_BACKEND_URL": "", "OBSERVER_BACKEND_TOKEN": ""}
     with (
         MiddlewareServer(tmp_path, env=env) as server,
-        httpx.Client(base_url=server.url, timeout=30) as api,
+        httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as api,
     ):
         created = api.post(
             "/crud",

@@ -74,7 +74,7 @@ def test_unreachable_backend_is_503_then_breaker_opens(tmp_path) -> None:
     }
     with (
         MiddlewareServer(tmp_path, env=env) as server,
-        httpx.Client(base_url=server.url, timeout=10) as api,
+        httpx.Client(base_url=server.url, headers=server.headers, timeout=10) as api,
     ):
         assert api.get("/health/live").status_code == 200
         assert api.get("/health/ready").status_code == 200  # a dead backend is not our readiness
@@ -108,7 +108,7 @@ def test_backend_down_at_start_up_is_registered_when_it_comes_back(tmp_path) -> 
     try:
         with (
             MiddlewareServer(tmp_path, env=env) as server,
-            httpx.Client(base_url=server.url, timeout=10) as api,
+            httpx.Client(base_url=server.url, headers=server.headers, timeout=10) as api,
         ):
             assert api.get("/health/live").status_code == 200
             down = api.get("/django/health")
@@ -140,9 +140,9 @@ def test_backend_killed_under_load_then_breaker_recovers(tmp_path) -> None:
         )
         with (
             MiddlewareServer(tmp_path, env=env) as server,
-            httpx.Client(base_url=server.url, timeout=30) as api,
+            httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as api,
         ):
-            answers = _load_while_killing(server.url, backend)
+            answers = _load_while_killing(server, backend)
             statuses = {status for status, _, _ in answers}
             assert statuses <= {200, 503, 504}, answers
             assert 200 in statuses and 503 in statuses
@@ -188,7 +188,7 @@ def test_paused_backend_times_out_with_504(tmp_path) -> None:
         )
         with (
             MiddlewareServer(tmp_path, env=env) as server,
-            httpx.Client(base_url=server.url, timeout=10) as api,
+            httpx.Client(base_url=server.url, headers=server.headers, timeout=10) as api,
         ):
             assert api.post("/crud", json=LIST_CHANNELS).status_code == 200
             backend.pause()
@@ -254,7 +254,9 @@ def test_shutdown_ends_retry_sleeps_of_calls_in_flight(tmp_path) -> None:
         server = MiddlewareServer(tmp_path, env=env).start()
         try:
             with ThreadPoolExecutor(1) as pool:
-                call = pool.submit(httpx.get, f"{server.url}/django/health", timeout=60)
+                call = pool.submit(
+                    httpx.get, f"{server.url}/django/health", headers=server.headers, timeout=60
+                )
                 _until(lambda: any(r.path == "/api/health/" for r in backend.received))
                 started = time.monotonic()
                 server.stop()  # SIGTERM; uvicorn lets the call in flight finish first
@@ -275,7 +277,7 @@ def test_database_restart_is_survived_without_restarting_the_service(tmp_path) -
         env = {"OBSERVER_BACKEND_URL": "", "OBSERVER_DATABASE_URL": database.url}
         with (
             MiddlewareServer(tmp_path, env=env) as server,
-            httpx.Client(base_url=server.url, timeout=10) as api,
+            httpx.Client(base_url=server.url, headers=server.headers, timeout=10) as api,
         ):
             assert api.get("/health/ready").status_code == 200
 
@@ -313,14 +315,16 @@ async def _channels_named(client: BackendClient, name: str) -> int:
     return int(body["count"])
 
 
-def _load_while_killing(url: str, backend: BackendServer) -> list[tuple[int, float, str]]:
+def _load_while_killing(
+    server: MiddlewareServer, backend: BackendServer
+) -> list[tuple[int, float, str]]:
     """Eight callers in a loop; the backend dies under them; they stop once the breaker opens."""
     answers: list[tuple[int, float, str]] = []
     breaker_opened = threading.Event()
     deadline = time.monotonic() + 30
 
     def caller() -> None:
-        with httpx.Client(base_url=url, timeout=30) as api:
+        with httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as api:
             while not breaker_opened.is_set() and time.monotonic() < deadline:
                 started = time.monotonic()
                 response = api.post("/crud", json=LIST_CHANNELS)

@@ -18,7 +18,7 @@ TIERS = ["critical", "high", "medium", "low"]
 @pytest.fixture(scope="module")
 def team(middleware) -> str:
     team = f"prop-{uuid.uuid4().hex[:8]}"
-    with httpx.Client(base_url=middleware.url, timeout=30) as api:
+    with httpx.Client(base_url=middleware.url, headers=middleware.headers, timeout=30) as api:
         for index in range(6):
             data = {
                 "name": f"{team}-svc{index}",

@@ -9,6 +9,7 @@ import uuid
 import httpx
 import pytest
 
+from auth.scopes import Scope
 from crud.audit import AuditTrail
 from crud.cache import ReadCache
 from crud.models import CrudRequest
@@ -41,7 +42,9 @@ async def test_write_is_refused_when_the_audit_store_is_down(backend) -> None:
     )
     try:
         with pytest.raises(Problem) as refused:
-            await service.execute(request, Caller(actor="test"))
+            await service.execute(
+                request, Caller(actor="test", scopes=frozenset({Scope.CRUD_WRITE}))
+            )
         listed = await client.request("GET", "/api/notification/channels/", params={"name": name})
     finally:
         await client.close()
@@ -65,7 +68,9 @@ def test_backend_without_conditional_writes_falls_back_to_a_lock(backend, tmp_pa
     with MiddlewareServer(tmp_path / "mw", env=env) as server:
 
         async def race() -> list[int]:
-            async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            async with httpx.AsyncClient(
+                base_url=server.url, headers=server.headers, timeout=30
+            ) as client:
                 created = await client.post(
                     "/api/notification/channels/",
                     json={"name": f"lock-{uuid.uuid4().hex[:8]}", "channel_type": "email"},
@@ -82,7 +87,7 @@ def test_backend_without_conditional_writes_falls_back_to_a_lock(backend, tmp_pa
                 return sorted(answer.status_code for answer in answers)
 
         assert asyncio.run(race()) == [200, 412, 412]
-        health = httpx.get(f"{server.url}/django/health").json()
+        health = httpx.get(f"{server.url}/django/health", headers=server.headers).json()
         log = server.log()
 
     assert health["without_conditional_writes"] == ["notification.channels"]

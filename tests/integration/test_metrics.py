@@ -19,7 +19,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     env = {"OBSERVER_BACKEND_URL": "", "OBSERVER_BACKEND_TOKEN": ""}  # the embedded backend
     with (
         MiddlewareServer(tmp_path_factory.mktemp("metrics"), env=env) as server,
-        httpx.Client(base_url=server.url, timeout=30) as client,
+        httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as client,
     ):
         yield client
 

@@ -11,7 +11,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-import crud.audit  # noqa: F401 - the tables are defined where they are used
+import auth.keys  # noqa: F401 - the tables are defined where they are used
+import crud.audit  # noqa: F401
 import crud.idempotency  # noqa: F401
 import telemetry.alert_store  # noqa: F401
 from django_integration import migrate
@@ -19,7 +20,7 @@ from django_integration.connection import Database, PoolSettings, metadata
 from tests.integration.databases import throwaway_database
 from tests.middleware_server import REPO_ROOT
 
-HEAD = "0001"
+HEAD = "0002"
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
@@ -43,7 +44,7 @@ async def test_upgrade_creates_every_table_at_head(database: Database) -> None:
     async with database.engine.connect() as connection:
         tables = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
     assert tables == {"alembic_version", *metadata.tables}
-    assert {"alerts", "audit_chain_head", "audit_entries", "idempotency_keys"} <= tables
+    assert {"alerts", "api_keys", "audit_chain_head", "audit_entries", "idempotency_keys"} <= tables
     assert await migrate.current_revision(database.engine) == HEAD
 
 

@@ -70,7 +70,7 @@ def test_sigterm_refuses_new_points_drains_the_queue_and_logs_zero_left(tmp_path
     process = server._process
     assert process is not None
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as client:
+        with httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as client:
             for offset in (0, BATCH):
                 accepted = client.post("/telemetry/batch", json=_batch(offset)).json()["accepted"]
                 assert accepted == BATCH
@@ -87,6 +87,7 @@ def test_sigterm_refuses_new_points_drains_the_queue_and_logs_zero_left(tmp_path
             sock.sendall(
                 b"POST /telemetry/batch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                 b"Content-Type: application/json\r\n"
+                + f"Authorization: {server.headers['Authorization']}\r\n".encode()
                 + f"Content-Length: {len(late)}\r\n\r\n".encode()
                 + late[:5]
             )

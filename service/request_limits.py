@@ -1,0 +1,85 @@
+"""The bounds on what a caller may send, from the settings, and the checks outside JSON bodies.
+
+JSON bodies are bounded by `service.json_route` (size) and `service.strict_json` (shape); the
+checks here cover what arrives in a query string: page sizes and the values of REST filters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from service.problems import Problem
+from service.settings import Settings
+from service.strict_json import JsonLimits, unsafe_text_error
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    max_body_bytes: int
+    json: JsonLimits
+    max_page_size: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RequestLimits:
+        return cls(
+            max_body_bytes=settings.request_max_body_bytes,
+            json=JsonLimits(
+                max_json_depth=settings.request_max_json_depth,
+                max_string_length=settings.request_max_string_length,
+                max_list_length=settings.request_max_list_length,
+                max_object_keys=settings.request_max_object_keys,
+            ),
+            max_page_size=settings.request_max_page_size,
+        )
+
+
+def limits_of(request: Request) -> RequestLimits:
+    """The app's limits, built once from its settings (or the defaults, for bare test apps)."""
+    state = request.app.state
+    limits = getattr(state, "request_limits", None)
+    if limits is None:
+        limits = RequestLimits.from_settings(getattr(state, "settings", None) or Settings())
+        state.request_limits = limits
+    return limits
+
+
+def bounded_page_size(request: Request, page_size: int, *, given: bool) -> int:
+    """The page size to use: a default above `request_max_page_size` shrinks to it, and a
+    size the caller asked for above it is a 422 naming the limit."""
+    limit = limits_of(request).max_page_size
+    if page_size <= limit:
+        return page_size
+    if not given:
+        return limit
+    message = f"Must be at most {limit}."
+    raise Problem(
+        422,
+        f"page_size: {message} The limit is request_max_page_size = {limit}.",
+        title="Request limit exceeded",
+        errors=[{"field": "page_size", "message": message}],
+        extra={"limit": "request_max_page_size", "limit_value": limit},
+    )
+
+
+def check_query_values(request: Request) -> None:
+    """Query values are passed on to the backend: the same text rules as JSON strings."""
+    max_length = limits_of(request).json.max_string_length
+    for name, value in request.query_params.multi_items():
+        if len(value) > max_length or len(name) > max_length:
+            message = f"Longer than {max_length} characters."
+            raise Problem(
+                422,
+                f"{name[:40]}: {message} The limit is request_max_string_length = {max_length}.",
+                title="Request limit exceeded",
+                errors=[{"field": name[:40], "message": message}],
+                extra={"limit": "request_max_string_length", "limit_value": max_length},
+            )
+        if message := unsafe_text_error(name) or unsafe_text_error(value):
+            raise Problem(
+                422,
+                f"Query parameter {name[:40]!r}: {message}",
+                title="Unacceptable query value",
+                errors=[{"field": name[:40], "message": message}],
+            )
