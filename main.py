@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from auth.lifecycle import install_authentication, start_authentication, stop_authentication
+from auth.routes import router as auth_router
 from crud.audit import AuditTrail
 from crud.cache import ReadCache
 from crud.idempotency import IdempotencyStore
@@ -27,13 +28,11 @@ from django_integration.discovery import BackendDiscovery
 from django_integration.embedded import EMBEDDED_BASE_URL, embedded_transport
 from service import health, metrics
 from service.cors import ProblemCORSMiddleware, cors_options
+from service.edge import EdgeMiddleware
 from service.logging import configure_logging
-from service.metrics import MetricsMiddleware, ServiceMetrics
+from service.metrics import ServiceMetrics
 from service.openapi_problems import document_problems
 from service.problems import install_problem_handlers
-from service.request_context import CallerContextMiddleware
-from service.request_log import RequestLogMiddleware
-from service.security_headers import SecurityHeadersMiddleware
 from service.settings import Settings
 from telemetry.alert_sink import AlertSink
 from telemetry.otlp.routes import router as otlp_router
@@ -154,22 +153,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics.watch(app.state)
     install_problem_handlers(app)
     install_authentication(app, settings)  # first: its middleware must run innermost
-    app.add_middleware(CallerContextMiddleware)
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    # Inside the request log, so preflights are logged; outside anything that may refuse a
-    # caller, so a refusal still carries CORS headers and a preflight needs no credential.
+    # Outside anything that may refuse a caller, so a refusal still carries CORS headers and
+    # a preflight needs no credential.
     app.add_middleware(ProblemCORSMiddleware, **cors_options(settings.cors_allowed_origins))
-    app.add_middleware(RequestLogMiddleware)
-    # Outermost, so every answer gets them; the 500 handler adds them itself (see problems.py).
+    # Outermost: request id, trace context, security headers, metrics and the log line for
+    # every answer, preflights and refusals included. The 500 handler adds its own headers
+    # (see problems.py), since Starlette answers a crash from outside every middleware.
     docs = (app.docs_url, app.redoc_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url)
-    app.add_middleware(SecurityHeadersMiddleware, cacheable_paths=[p for p in docs if p])
-    app.include_router(health.router)
-    app.include_router(metrics.router)
-    app.include_router(crud_router)
-    app.include_router(rest_router)
-    app.include_router(telemetry_router)
-    app.include_router(telemetry_query_router)
-    app.include_router(otlp_router)
+    app.add_middleware(
+        EdgeMiddleware, metrics=app.state.metrics, cacheable_paths=[p for p in docs if p]
+    )
+    # The router tries routes in this order (no two of these routers share a first path
+    # segment), so the busiest come first: a REST read matched last cost about 40 µs more.
+    for router in (
+        rest_router,
+        otlp_router,
+        telemetry_router,
+        telemetry_query_router,
+        crud_router,
+        health.router,
+        metrics.router,
+        auth_router,
+    ):
+        app.include_router(router)
     document_problems(app)
     return app
 

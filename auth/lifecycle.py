@@ -19,14 +19,12 @@ from .openapi import install_security_schema
 from .policy import route_scopes
 from .refusals import Refusals
 from .route_table import RouteTable
-from .routes import router
 from .tokens import JwtVerifier
 
 
 def install_authentication(app: FastAPI, settings: Settings) -> None:
     """Call before any other `add_middleware`: the middleware added first runs innermost,
     next to the router, so request logs and metrics see its refusals."""
-    app.include_router(router)
     app.add_middleware(AuthenticationMiddleware)
     install_security_schema(app, route_scopes(metrics_require_key=settings.metrics_require_key))
 

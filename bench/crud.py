@@ -2,7 +2,8 @@
 
 Starts the reference backend (`python -m backend`) and the middleware (`python main.py`)
 on free loopback ports, fills the backend with entities, then times, one request at a
-time from one keep-alive client:
+time from one keep-alive client per path (a direct call and its counterpart through the
+middleware take turns, request by request, so that both see the same load on the machine):
 
   direct GET     GET /api/notification/channels/<id>/ straight to the backend
   miss GET       the same through the middleware, each id read for the first time
@@ -34,13 +35,32 @@ CHANNELS = "/api/notification/channels/"
 
 
 def timed(client: httpx.Client, method: str, urls: list[str], **kwargs) -> list[float]:
-    latencies = []
-    for url in urls:
-        started = time.perf_counter()
-        response = client.request(method, url, **kwargs)
-        latencies.append((time.perf_counter() - started) * 1000)
-        response.raise_for_status()
-    return latencies
+    return [time_one(client, method, url, **kwargs) for url in urls]
+
+
+def timed_in_turns(
+    direct: httpx.Client,
+    through: httpx.Client,
+    method: str,
+    direct_urls: list[str],
+    through_urls: list[str],
+    **kwargs,
+) -> tuple[list[float], list[float]]:
+    """Both paths, alternating request by request: a burst of load elsewhere on the machine
+    then slows both alike instead of whichever was running."""
+    direct_ms, through_ms = [], []
+    for direct_url, through_url in zip(direct_urls, through_urls, strict=True):
+        direct_ms.append(time_one(direct, method, direct_url, **kwargs))
+        through_ms.append(time_one(through, method, through_url, **kwargs))
+    return direct_ms, through_ms
+
+
+def time_one(client: httpx.Client, method: str, url: str, **kwargs) -> float:
+    started = time.perf_counter()
+    response = client.request(method, url, **kwargs)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    response.raise_for_status()
+    return elapsed_ms
 
 
 def summary(latencies: list[float]) -> tuple[float, float, float]:
@@ -82,12 +102,17 @@ def main() -> None:
             timed(through, "GET", warm)
             patch = {"json": {"rate_limit_per_hour": 2}, "headers": {"If-Match": '"1"'}}
 
+            direct_get, miss_get = timed_in_turns(direct, through, "GET", urls, urls)
+            hit_get = timed(through, "GET", urls)
+            direct_patch, patch_through = timed_in_turns(
+                direct, through, "PATCH", spare_urls, urls, **patch
+            )
             results = {
-                "direct GET": timed(direct, "GET", urls),
-                "miss GET": timed(through, "GET", urls),
-                "hit GET": timed(through, "GET", urls),
-                "direct PATCH": timed(direct, "PATCH", spare_urls, **patch),
-                "PATCH": timed(through, "PATCH", urls, **patch),
+                "direct GET": direct_get,
+                "miss GET": miss_get,
+                "hit GET": hit_get,
+                "direct PATCH": direct_patch,
+                "PATCH": patch_through,
             }
     report(results, count)
 
@@ -100,6 +125,8 @@ def report(results: dict[str, list[float]], count: int) -> None:
         print(f"{name:<13} {median:>10.2f} {p99:>8.2f} {rps:>8.0f}")
     direct, miss, hit = (figures[name][0] for name in ("direct GET", "miss GET", "hit GET"))
     print(f"miss adds {miss - direct:+.2f} ms median over direct (target at most +1.50)")
+    paired = [m - d for d, m in zip(results["direct GET"], results["miss GET"], strict=True)]
+    print(f"  (median of the per-request differences: {statistics.median(paired):+.2f} ms)")
     print(f"hit is {direct / hit:.1f}x faster than direct (target at least 5x)")
     patch_direct, patch_through = figures["direct PATCH"][0], figures["PATCH"][0]
     print(f"PATCH through the middleware takes {patch_through / patch_direct:.1f}x the direct one")

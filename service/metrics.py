@@ -9,7 +9,6 @@ Routes are labelled by their template (`/crud/{entity_type}`), never the raw pat
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from django_integration.circuit_breaker import BreakerState
 
@@ -60,10 +59,28 @@ class ServiceMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        # Bounded: routes are templates (404s share one label) and statuses are few.
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def watch(self, state: Any) -> None:
         """Export the numbers kept on `app.state` (read at each scrape)."""
         self.registry.register(_StateCollector(state))
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request (service/edge.py calls this as each one ends)."""
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            # Looked up once per route, method and status: `labels()` takes a lock and
+            # builds a key, which is measurable on the cache-miss path.
+            children = (
+                self.requests.labels(route, method, str(status)),
+                self.request_seconds.labels(route, method),
+            )
+            self._request_children[key] = children
+        count, duration = children
+        count.inc()
+        duration.observe(seconds)
 
     def observe_backend_call(self, outcome: str, seconds: float) -> None:
         self.backend_calls.labels(outcome).inc()
@@ -73,45 +90,13 @@ class ServiceMetrics:
         return generate_latest(self.registry)
 
 
-class MetricsMiddleware:
-    """Counts every HTTP request by the template of the route that answered it."""
-
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        started = time.perf_counter()
-        status = 500
-
-        async def send_and_note_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note_status)
-        finally:
-            route = _route_template(scope)
-            method = scope["method"]
-            self.metrics.requests.labels(route, method, str(status)).inc()
-            self.metrics.request_seconds.labels(route, method).observe(
-                time.perf_counter() - started
-            )
-
-
 @router.get("/metrics", summary="Prometheus metrics of this service")
 async def metrics(request: Request) -> Response:
     body = request.app.state.metrics.render()
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-def _route_template(scope: Scope) -> str:
+def route_template(scope: Scope) -> str:
     # The router writes the matched route into the scope we share with it.
     route = scope.get("route")
     return getattr(route, "path", None) or UNMATCHED_ROUTE

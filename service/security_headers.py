@@ -1,4 +1,4 @@
-"""Security headers on every answer, from one pure-ASGI layer whose header tuples are built once.
+"""Security headers on every answer (added by service/edge.py), from tuples built once.
 
 `X-Content-Type-Options: nosniff` stops a browser from reading JSON as HTML or script,
 `X-Frame-Options: DENY` keeps every page out of frames (clickjacking), `Referrer-Policy:
@@ -12,34 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 ALWAYS = (
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
 )
 NO_STORE = (b"cache-control", b"no-store")
-
-
-class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp, *, cacheable_paths: Iterable[str] = ()) -> None:
-        self.app = app
-        self._cacheable_paths = frozenset(cacheable_paths)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        no_store = scope["path"] not in self._cacheable_paths
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = with_security_headers(message.get("headers", ()), no_store)
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 def with_security_headers(

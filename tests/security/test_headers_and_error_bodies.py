@@ -7,8 +7,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from service.edge import EdgeMiddleware
+from service.metrics import ServiceMetrics
 from service.problems import install_problem_handlers
-from service.security_headers import SecurityHeadersMiddleware
 from tests.loopback import free_port
 from tests.middleware_server import MiddlewareServer
 
@@ -68,7 +69,7 @@ async def test_an_unexpected_error_is_a_bare_500_with_the_headers() -> None:
     # A route that fails on purpose, in-process: no real route of the service fails on demand.
     app = FastAPI()
     install_problem_handlers(app)
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(EdgeMiddleware, metrics=ServiceMetrics())
 
     @app.get("/boom")
     async def boom() -> None:
