@@ -20,7 +20,7 @@ from service.problems import Problem
 from service.settings import Settings
 from telemetry.backpressure import PointQueue, point_bytes
 from telemetry.dedup import DedupWindow
-from telemetry.points import PointLimits, dedup_key, describe, parse_point
+from telemetry.points import PointLimits, PointReader, dedup_key, describe, parse_point
 
 logger = logging.getLogger(__name__)
 
@@ -76,11 +76,18 @@ class Collector:
                 title="Batch Too Large",
             )
 
-    def admit(self, items: list[Any], client: str, rate_key: str | None = None) -> dict[str, Any]:
+    def admit(
+        self,
+        items: list[Any],
+        client: str,
+        rate_key: str | None = None,
+        read: PointReader = parse_point,
+    ) -> dict[str, Any]:
         """Admit a batch; the 202 body, or a Problem when the whole batch is refused.
 
         `client` is the sender's address (the enricher classifies it); the rate limit is kept
-        per `rate_key` (the API key's name), per address when there is none.
+        per `rate_key` (the API key's name), per address when there is none. `read` turns each
+        item into a point: posted JSON by default, `check_typed_point` for OTLP's points.
         """
         self.counters["received"] += len(items)
         if not self.accepting:
@@ -89,7 +96,7 @@ class Collector:
         self._check_rate(rate_key or client, len(items))
 
         now = self._clock()
-        fresh, keys, rejected, duplicates = self._sort_out(items, now, client)
+        fresh, keys, rejected, duplicates = self._sort_out(items, now, client, read)
 
         # In time order, so a request's backfill reaches the analyzer oldest first even when
         # the worker splits it over several batches.
@@ -144,14 +151,14 @@ class Collector:
         )
 
     def _sort_out(
-        self, items: list[Any], now: float, client: str
+        self, items: list[Any], now: float, client: str, read: PointReader
     ) -> tuple[list[dict[str, Any]], list[int], list[dict[str, Any]], int]:
         """Split items into fresh points (with fingerprints), rejections and a duplicate count."""
         valid: list[dict[str, Any]] = []
         valid_keys: list[int] = []
         rejected: list[dict[str, Any]] = []
         for index, item in enumerate(items):
-            point, errors = parse_point(item, now, self._limits)
+            point, errors = read(item, now, self._limits)
             if point is None:
                 rejected.append({"index": index, "reason": describe(errors)})
                 continue

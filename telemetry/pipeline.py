@@ -21,6 +21,7 @@ from telemetry.backpressure import PointQueue
 from telemetry.collector import Collector
 from telemetry.correlator import Correlator
 from telemetry.enricher import Enricher
+from telemetry.points import PointReader, parse_point
 from telemetry.processor import Processor
 from telemetry.sources import BackendSources, CachedRecords
 
@@ -105,9 +106,16 @@ class Pipeline:
             )
         return left
 
-    def submit(self, items: list[Any], client: str, rate_key: str | None = None) -> dict[str, Any]:
-        """Admit a batch of raw points (or raise a Problem) and wake the worker."""
-        result = self.collector.admit(items, client, rate_key)
+    def submit(
+        self,
+        items: list[Any],
+        client: str,
+        rate_key: str | None = None,
+        read: PointReader = parse_point,
+    ) -> dict[str, Any]:
+        """Admit a batch of points (or raise a Problem) and wake the worker; `read` as in
+        `Collector.admit`."""
+        result = self.collector.admit(items, client, rate_key, read)
         self._wake.set()
         return result
 

@@ -8,6 +8,7 @@ pipeline moves tens of thousands a second and a class per point would cost more 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -71,15 +72,18 @@ POINT_FIELDS = (
 
 class TypedPoint(dict[str, Any]):
     """A point built from typed input (OTLP messages) with POINT_FIELDS in order and of the
-    normalised types, `ts` None for the arrival time; parse_point then checks only its limits."""
+    normalised types, `ts` None for the arrival time; `check_typed_point` checks its limits."""
+
+
+# How the collector reads one item of a batch: `parse_point` for posted JSON,
+# `check_typed_point` for points built from OTLP messages.
+PointReader = Callable[[Any, float, PointLimits], tuple[dict[str, Any] | None, list[FieldError]]]
 
 
 def parse_point(
     raw: Any, now: float, limits: PointLimits = DEFAULT_LIMITS
 ) -> tuple[dict[str, Any] | None, list[FieldError]]:
     """Validate one posted point; return the normalised point or the field errors."""
-    if type(raw) is TypedPoint:
-        return _checked(raw, now, limits)
     if not isinstance(raw, dict):
         return None, [("body", "must be a JSON object")]
 
@@ -202,8 +206,8 @@ def parse_instant(text: str) -> float:
     return moment.timestamp()
 
 
-def _checked(
-    point: TypedPoint, now: float, limits: PointLimits
+def check_typed_point(
+    point: TypedPoint, now: float, limits: PointLimits = DEFAULT_LIMITS
 ) -> tuple[dict[str, Any] | None, list[FieldError]]:
     """A typed point within its limits as a plain point; otherwise the full validation decides,
     so a rejection reads exactly as it would for the same point posted as JSON."""

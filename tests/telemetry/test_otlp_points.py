@@ -20,7 +20,7 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from telemetry.otlp import mapping
-from telemetry.points import PointLimits, TypedPoint, dedup_key, parse_point
+from telemetry.points import PointLimits, TypedPoint, check_typed_point, dedup_key, parse_point
 
 NOW = time.time()
 NOW_NS = int(NOW * 1e9)
@@ -149,7 +149,7 @@ def test_typed_points_get_the_verdict_of_the_full_validation(case: str) -> None:
     items, _ = SIGNALS[type(request)](request)
 
     for item in items:
-        point, errors = parse_point(item, NOW, LIMITS)
+        point, errors = check_typed_point(item, NOW, LIMITS)
         full_point, full_errors = parse_point(_posted(item), NOW, LIMITS)
 
         assert errors == full_errors == expected_errors
@@ -164,7 +164,7 @@ def test_a_typed_point_is_normalised_like_a_posted_one() -> None:
     request = _logs(logs_pb2.LogRecord(severity_text="WARN", body=common_pb2.AnyValue(int_value=3)))
     (item,), _ = mapping.log_points(request)
 
-    point, errors = parse_point(item, NOW, LIMITS)
+    point, errors = check_typed_point(item, NOW, LIMITS)
 
     assert errors == []
     assert point == {
