@@ -1,8 +1,8 @@
 """How robust the detector's defaults are: a sensitivity table and a leave-one-category-out check.
 
 Runs the detector in-process on every NAB series (the same `SeriesDetector.observe` calls the
-analyzer makes; `python -m bench.nab` checks the defaults through the API), so the 79
-parameter sets below take about 35 s on two cores.
+analyzer makes; `python -m bench.nab` checks the defaults through the API), so the 181
+parameter sets below take about 80 s on two cores.
 
 - Sensitivity: each main parameter moved by -20%, -10%, +10% and +20% alone.
 - Leave one category out: for each category with windows, pick the best standard score on the
@@ -34,11 +34,15 @@ MAIN_PARAMETERS = (
     "short_alpha",
     "residual_clip",
     "scale_floor",
+    "pattern_length",
+    "pattern_bins",
+    "familiar_weight",
 )
 GRID = {
     "min_surprise": (1.8, 1.9, 2.0, 2.1, 2.2),
     "record_decay": (0.4, 0.5, 0.6),
     "hold_points": (80, 100, 120),
+    "pattern_bins": (8, 12, 16),
 }
 
 # Filled before the pool starts: forked workers inherit the series instead of pickling them.

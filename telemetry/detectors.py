@@ -5,7 +5,9 @@ Each value is compared with three baselines: a slow level, a daily profile and a
 each series picks its own seasonality. Three detectors read that baseline's residual, in units of
 the residual's own typical size: `spike` (this point), `level_shift` (the recent mean residual)
 and `variance` (the recent mean absolute residual). Their surprises are log-scaled and the largest
-is the point's surprise.
+is the point's surprise. A pattern memory (telemetry/detector_patterns.py) says whether the last
+few values, with the value expected now, form a pattern the series has shown before; a familiar
+pattern's surprise counts for less, so a series' habitual spikes and dips stop raising alarms.
 
 A flag needs a surprise above a floor and above the series' own record of surprise, which relaxes
 slowly (by `record_decay / points seen` per point). A series therefore learns what is usual for
@@ -20,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from telemetry.detector_patterns import PatternMemory
 from telemetry.seasonality import DAY, WEEK, SeasonalProfile
 
 
@@ -40,11 +43,16 @@ class DetectorConfig:
     hold_points: int = 100  # after a flag, the series stays quiet this long
     trend_enter: float = 3.0  # fast-vs-level distance, in level scales, that starts a trend
     trend_leave: float = 1.0
+    pattern_length: int = 4  # values in a pattern
+    pattern_bins: int = 12  # bins across the range of the first `warmup_points` values
+    pattern_slots: int = 512  # patterns remembered, 4 bytes each
+    familiar_weight: float = 0.8  # a familiar pattern's surprise counts this much
 
 
 DEFAULT_CONFIG = DetectorConfig()
 BASELINES = ("level", "daily", "weekly")
 DETECTORS = ("spike", "level_shift", "variance")
+PATTERNS = {True: "new", False: "familiar", None: "learning"}
 _MIN_JUDGED = 50  # points before the baselines' errors are compared at all
 _ABS_Z_CAP = 50.0  # a single point moves the recent mean absolute residual at most this far
 
@@ -55,10 +63,12 @@ class Flag:
     baseline: str  # "level", "daily" or "weekly": what the value was compared with
     zscore: float  # the point's residual in residual scales
     surprise: float  # log(1 + z) of the detector that fired
-    score: float  # in [0, 1]: 0.5 at the floor, towards 1 as the surprise grows
+    score: float  # in [0, 1]: 0.5 at the floor, towards 1 as the weighted surprise grows
     expected: float
     expected_low: float
     expected_high: float
+    pattern: str  # "new", "familiar" (seen before, so weighted down) or "learning"
+    pattern_novelty: float  # the share of new patterns among the series' last ~100
 
 
 class SeriesDetector:
@@ -78,6 +88,7 @@ class SeriesDetector:
         "record",
         "hold",
         "trend",
+        "patterns",
         "_shift_norm",
     )
 
@@ -93,6 +104,9 @@ class SeriesDetector:
         self.record = 0.0
         self.hold = 0
         self.trend = 0  # -1 falling, 0 flat, 1 rising
+        self.patterns = PatternMemory(
+            config.pattern_length, config.pattern_bins, config.pattern_slots, config.warmup_points
+        )
         # A mean of ~10 independent z-scores has a smaller spread; this restores unit variance.
         self._shift_norm = math.sqrt((2.0 - config.short_alpha) / config.short_alpha)
 
@@ -112,6 +126,7 @@ class SeriesDetector:
             self.level = self.fast = value
             self.daily.learn(self.daily.slot(ts), value)
             self.weekly.learn(self.weekly.slot(ts), value)
+            self.patterns.observe(value, value)
             return None, None
 
         day_slot, week_slot = self.daily.slot(ts), self.weekly.slot(ts)
@@ -121,7 +136,8 @@ class SeriesDetector:
         floor = self.config.scale_floor * self.spread + 1e-9 * (1.0 + abs(self.level))
 
         surprises, z = self._judge(value, expected, best, floor)
-        flag = self._gate(surprises, z, expected[best], best, floor)
+        new_pattern = self.patterns.observe(value, expected[best])
+        flag = self._gate(surprises, new_pattern, z, expected[best], best, floor)
 
         self._learn_level(value, floor)
         self.daily.learn(day_slot, value)
@@ -171,12 +187,17 @@ class SeriesDetector:
     def _gate(
         self,
         surprises: tuple[float, float, float],
+        new_pattern: bool | None,
         z: float,
         expected: float,
         best: int,
         floor: float,
     ) -> Flag | None:
-        """Flag when the surprise beats both the floor and the series' record; keep the record."""
+        """Flag when the weighted surprise beats the floor and the series' record; keep the record.
+
+        The record keeps the unweighted surprise: a familiar pattern still sets how noisy the series
+        can be, and a new pattern must beat that.
+        """
         config = self.config
         surprise = max(surprises)
         record = self.record
@@ -191,20 +212,26 @@ class SeriesDetector:
         if self.hold > 0:
             self.hold -= 1
             return None
-        if surprise <= config.min_surprise or surprise <= record:
+        weight = config.familiar_weight if new_pattern is False else 1.0
+        weighted = surprise * weight
+        if weighted <= config.min_surprise or weighted <= record:
             return None
 
         self.hold = config.hold_points
-        band = math.expm1(max(config.min_surprise, record)) * (self.scales[best] + floor)
+        # The value had to leave this band for its weighted surprise to beat the floor and record.
+        needed = max(config.min_surprise, record) / weight
+        band = math.expm1(needed) * (self.scales[best] + floor)
         return Flag(
             detector=DETECTORS[surprises.index(surprise)],
             baseline=BASELINES[best],
             zscore=z,
             surprise=surprise,
-            score=1.0 - 2.0 ** (-surprise / config.min_surprise),
+            score=1.0 - 2.0 ** (-weighted / config.min_surprise),
             expected=expected,
             expected_low=expected - band,
             expected_high=expected + band,
+            pattern=PATTERNS[new_pattern],
+            pattern_novelty=self.patterns.novelty,
         )
 
     def _learn_level(self, value: float, floor: float) -> None:

@@ -1,9 +1,10 @@
 """A fast NAB subset through the API: detection must not get worse than it is today.
 
-Six labelled series (tests/data/nab/README.md) are streamed through `POST /telemetry/batch` with
+Seven labelled series (tests/data/nab/README.md) are streamed through `POST /telemetry/batch` with
 the default settings, read back from `GET /telemetry/anomalies` and scored with NAB's rules. The
-floors sit just under the current scores on this subset: standard 76.6, reward-low-FP 74.8,
-reward-low-FN 78.9.
+floors sit just under the current scores on this subset: standard 77.9, reward-low-FP 76.2,
+reward-low-FN 80.1. Without the pattern memory (its weight at 1) the regular spikes of
+`art_increase_spike_density` alone raise 18 false alarms and the subset scores 71.0 / 62.0 / 75.6.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from bench.nab_scoring import PROFILES, score_series
 from tests.telemetry.conftest import wait_processed
 
 NAB = Path(__file__).parents[1] / "data" / "nab"
-FLOORS = {"standard": 75.0, "reward_low_fp": 73.0, "reward_low_fn": 77.0}
+FLOORS = {"standard": 77.0, "reward_low_fp": 75.0, "reward_low_fn": 79.0}
 
 
 async def test_nab_subset_scores_stay_above_their_floors(telemetry_service):
@@ -39,5 +40,5 @@ async def test_nab_subset_scores_stay_above_their_floors(telemetry_service):
     ), overall
 
     standard = [score_series(s.stamps, s.windows, s.flags, PROFILES[0]) for s in found]
-    assert sum(item.windows for item in standard) == 12
-    assert sum(item.detected for item in standard) >= 10
+    assert sum(item.windows for item in standard) == 13
+    assert sum(item.detected for item in standard) >= 11
