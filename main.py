@@ -217,6 +217,10 @@ def main() -> None:
         port=settings.port,
         log_config=None,
         access_log=False,
+        # Uvicorn would trust X-Forwarded-For from 127.0.0.1 by default: any local process
+        # could then pick the address the failure limit and the audit trail go by.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
     )
     _Server(config).run()
 

@@ -4,7 +4,8 @@
     python -m auth list                                                 never a key or a hash
     python -m auth revoke NAME
 
-A revoke here reaches running instances within OBSERVER_AUTH_KEY_RECHECK_SECONDS.
+A key created or revoked here reaches running instances within
+OBSERVER_AUTH_KEY_RECHECK_SECONDS.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from django_integration.connection import Database
 from service.problems import Problem
 from service.settings import Settings
 
+from .identity import COMMAND_LINE
 from .key_changes import ChangeContext, record_created, record_revoked
 from .keys import ApiKey, KeyStore, check_name
 from .scopes import Scope
 
-ACTOR = ChangeContext(actor="command-line", user_agent="python -m auth")
+ACTOR = ChangeContext(actor=COMMAND_LINE, user_agent="python -m auth")
 COLUMNS = ("name", "id", "scopes", "created_at", "revoked_at", "last_used_at")
 
 

@@ -15,7 +15,7 @@ FIRST_KEY_NAME = "admin"
 
 
 async def ensure_first_admin_key(
-    store: KeyStore, settings: Settings, out: TextIO = sys.stderr
+    store: KeyStore, settings: Settings, out: TextIO = sys.stdout
 ) -> IssuedKey | None:
     """Create and print an admin key when none is in the environment or the database."""
     if settings.admin_api_key.get_secret_value() or await store.exists():
@@ -24,7 +24,7 @@ async def ensure_first_admin_key(
         issued = await store.create(FIRST_KEY_NAME, [Scope.ADMIN])
     except KeyNameTaken:
         return None  # another instance on the same database made it first
-    # Straight to stderr, never the structured log: log pipelines keep and ship their lines.
+    # On stdout, never the structured log on stderr: log pipelines keep and ship its lines.
     out.write(
         "\nNo API key was configured, so this admin key was created. It is shown only now;"
         " only its hash is stored:\n\n"

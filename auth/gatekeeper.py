@@ -48,24 +48,15 @@ class Gatekeeper:
         if rule is not None and rule.needs is None:
             return None
         try:
-            identity = await self._authenticate(request)
+            identity = self.authenticator.authenticate(credential_of(request.headers))
             if rule is not None and rule.needs and not any(map(identity.allows, rule.needs)):
-                raise Forbidden(identity.name, rule.needs)
+                raise Forbidden(identity.actor, rule.needs)
         except (Unauthenticated, Forbidden) as refusal:
             attempt = Attempt(rule.label if rule else UNMATCHED, request.address, _agent(request))
             raise Refused(await self.refusals.refused(refusal, attempt), rule) from refusal
-        except Problem as problem:  # 429 before a database read, 503 when it failed
+        except Problem as problem:  # 503: the keys could not be read lately
             raise Refused(problem, rule) from problem
         return identity
-
-    async def _authenticate(self, request: Request) -> Identity:
-        credential = credential_of(request.headers)
-        identity = self.authenticator.without_io(credential)
-        if identity is not None:
-            return identity
-        assert credential is not None  # without_io refuses a missing one
-        self.refusals.check_address(request.address)
-        return await self.authenticator.with_database(credential)
 
 
 def _agent(request: Request) -> str | None:

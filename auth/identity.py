@@ -7,11 +7,13 @@ from enum import StrEnum
 
 from .scopes import Scope, grants
 
-# The actor of refusals whose caller could not be told, and the name the key in
-# OBSERVER_ADMIN_API_KEY goes by. Neither can be a stored key's name.
+# The actor of refusals whose caller could not be told, the name the key in
+# OBSERVER_ADMIN_API_KEY goes by, and the actor of `python -m auth`. None can be a key's name.
 ANONYMOUS = "anonymous"
 ENV_ADMIN_NAME = "admin-env"
-RESERVED_NAMES = frozenset({ANONYMOUS, ENV_ADMIN_NAME})
+COMMAND_LINE = "command-line"
+RESERVED_NAMES = frozenset({ANONYMOUS, ENV_ADMIN_NAME, COMMAND_LINE})
+JWT_ACTOR_PREFIX = "jwt:"
 
 
 class IdentityKind(StrEnum):
@@ -22,12 +24,18 @@ class IdentityKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    name: str  # the key's name or the token's subject: the audit trail's actor
+    name: str  # the key's name or the token's subject
     kind: IdentityKind
     scopes: frozenset[Scope]
 
     def allows(self, scope: Scope) -> bool:
         return grants(self.scopes, scope)
+
+    @property
+    def actor(self) -> str:
+        """Who the audit trail names. A token's subject is its issuer's to choose, so it is
+        marked: `jwt:admin` can be no key's name (names hold no ':') and no reserved one."""
+        return f"{JWT_ACTOR_PREFIX}{self.name}" if self.kind is IdentityKind.JWT else self.name
 
     @property
     def principal(self) -> str:

@@ -1,11 +1,14 @@
-"""Keys already verified against the database, so that a known key costs a dict lookup and one
-SHA-256 on the request path, never a database round trip.
+"""Every API key, held in memory, so that checking any key costs a dict lookup and one SHA-256
+on the request path, never a database round trip.
 
-A background recheck reads every cached key again each `recheck_seconds` in one query, drops
-the revoked ones and writes `last_used_at` for the keys used since. So a key revoked through
-another instance stops working here within `recheck_seconds`; a revoke through this instance
-calls `forget` and takes effect at once. An entry the recheck has not confirmed for twice that
-long (the database is failing) is read again on its next use, and refused if that fails too.
+The keys are read at start and again every `recheck_seconds` in one query; the same round
+writes `last_used_at` for the keys used since. A key created or revoked through this instance
+takes effect here at once (`remember`); one created or revoked through another instance or the
+command line, with the next round. Since no key needs the database, a valid key is admitted
+even from an address past its failure limit: keys are 256 random bits, so that limit guards
+the audit trail, not the keys. While the database cannot be read, the keys held keep working
+for twice `recheck_seconds`; after that every key answers 503 until a round succeeds, since
+revocations made elsewhere could no longer arrive.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import hmac
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .exceptions import CannotVerify, Unauthenticated
@@ -28,13 +30,7 @@ logger = logging.getLogger(__name__)
 INVALID_KEY = "The API key is not valid."
 
 
-@dataclass
-class _Verified:
-    record: ApiKey
-    confirmed_at: float
-
-
-class VerifiedKeys:
+class KeyCache:
     def __init__(
         self,
         store: KeyStore,
@@ -44,61 +40,59 @@ class VerifiedKeys:
         self._store = store
         self._recheck_seconds = recheck_seconds
         self._clock = clock
-        self._entries: dict[str, _Verified] = {}
+        self._keys: dict[str, ApiKey] = {}  # by id; revoked ones too, to say so when used
+        self._loaded_at: float | None = None
+        self._changed_while_loading: dict[str, ApiKey] | None = None
         self._used: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._failing = False
 
-    def cached(self, key: str) -> Identity | None:
-        """The key's identity if this instance verified it lately; None: ask `verify`.
-
-        Raises Unauthenticated for a wrong secret on a cached id (the hash is known already).
-        """
+    def verify(self, key: str) -> Identity:
+        """The key's identity; raises Unauthenticated for a key that is not valid."""
+        if self._loaded_at is None or self._clock() - self._loaded_at > 2 * self._recheck_seconds:
+            raise CannotVerify()
         key_id = key_id_of(key)
-        entry = self._entries.get(key_id) if key_id else None
-        if entry is None or self._clock() - entry.confirmed_at > 2 * self._recheck_seconds:
-            return None
-        return self._accept(entry.record, key)
-
-    async def verify(self, key: str) -> Identity:
-        """Read the key's row and check the key against it; remember it when it is good."""
-        key_id = key_id_of(key)
-        if key_id is None:
-            raise Unauthenticated(INVALID_KEY)
-        try:
-            record = await self._store.find(key_id)
-        except Exception as exc:
-            logger.warning("the API key store cannot be read: %s", type(exc).__name__)
-            raise CannotVerify() from exc
+        record = self._keys.get(key_id) if key_id else None
         if record is None:
             raise Unauthenticated(INVALID_KEY)
-        identity = self._accept(record, key)  # raises for a wrong secret or a revoked key
-        self._entries[key_id] = _Verified(record, self._clock())
-        return identity
+        # Both sides are hex digests of one length: the comparison leaks nothing by its time.
+        if not hmac.compare_digest(record.key_hash, key_hash(key)):
+            raise Unauthenticated(INVALID_KEY, actor=record.name)
+        if not record.active:
+            raise Unauthenticated("The API key was revoked.", actor=record.name)
+        self._used.add(record.id)
+        return record.identity()
 
-    def forget(self, key_id: str) -> None:
-        self._entries.pop(key_id, None)
+    def remember(self, record: ApiKey) -> None:
+        """A key just created or revoked through this instance: in effect here at once."""
+        self._keys[record.id] = _later(self._keys.get(record.id), record)
+        if self._changed_while_loading is not None:
+            self._changed_while_loading[record.id] = record
 
-    async def recheck(self) -> None:
-        """Confirm every cached key against the database; drop those revoked or gone."""
+    async def load(self) -> None:
+        """Read every key in one query; write the last use of the keys used since the last."""
         used, self._used = self._used, set()
         started = self._clock()
+        self._changed_while_loading = {}
         try:
-            rows = await self._store.find_many(list(self._entries))
-            await self._store.touch(used & rows.keys(), datetime.now(UTC))
+            records = await self._store.all()
+            await self._store.touch(used & {record.id for record in records}, datetime.now(UTC))
         except Exception:
             self._used |= used  # their last use is written by the next round instead
             raise
-        for key_id in list(self._entries):
-            record = rows.get(key_id)
-            if record is None or not record.active:
-                self.forget(key_id)
-            else:
-                self._entries[key_id] = _Verified(record, started)
+        finally:
+            changed, self._changed_while_loading = self._changed_while_loading, None
+
+        keys = {record.id: record for record in records}
+        # A change made here while the query ran may be newer than what the query read.
+        for key_id, record in changed.items():
+            keys[key_id] = _later(keys.get(key_id), record)
+        self._keys = keys
+        self._loaded_at = started
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._recheck_forever(), name="api-key-recheck")
+            self._task = asyncio.create_task(self._reload_forever(), name="api-key-reload")
 
     async def stop(self) -> None:
         if self._task is None:
@@ -108,21 +102,12 @@ class VerifiedKeys:
             await self._task
         self._task = None
 
-    def _accept(self, record: ApiKey, key: str) -> Identity:
-        # Both sides are hex digests of one length: the comparison leaks nothing by its time.
-        if not hmac.compare_digest(record.key_hash, key_hash(key)):
-            raise Unauthenticated(INVALID_KEY, actor=record.name)
-        if not record.active:
-            raise Unauthenticated("The API key was revoked.", actor=record.name)
-        self._used.add(record.id)
-        return record.identity()
-
-    async def _recheck_forever(self) -> None:
+    async def _reload_forever(self) -> None:
         while True:
             await asyncio.sleep(self._recheck_seconds)
             try:
-                await self.recheck()
-            except Exception as exc:  # the database is down: entries age until it is back
+                await self.load()
+            except Exception as exc:  # the database is down: the keys held age until it is back
                 self._flip_failing(True, exc)
             else:
                 self._flip_failing(False)
@@ -130,7 +115,14 @@ class VerifiedKeys:
     def _flip_failing(self, failing: bool, exc: Exception | None = None) -> None:
         # Logged once when the state flips, not on every round.
         if failing and not self._failing:
-            logger.warning("API keys cannot be rechecked: %s", type(exc).__name__)
+            logger.warning("API keys cannot be read again: %s", type(exc).__name__)
         elif not failing and self._failing:
-            logger.info("API keys are rechecked again")
+            logger.info("API keys are read again")
         self._failing = failing
+
+
+def _later(held: ApiKey | None, record: ApiKey) -> ApiKey:
+    # A key only ever goes from active to revoked: an older read must not bring one back.
+    if held is not None and not held.active and record.active:
+        return held
+    return record

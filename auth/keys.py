@@ -1,6 +1,6 @@
 """API keys: their format, their table `api_keys`, and the store that creates, lists and revokes.
 
-A key reads `oek_<id>_<secret>`. The id is not secret: it finds the row in one lookup. The
+A key reads `oek_<id>_<secret>`. The id is not secret: it finds the key among those held. The
 secret is 256 random bits, so one SHA-256 of the key is as safe to store as a slow hash would
 be (nothing to brute-force) and costs a microsecond to check. The key itself is never stored.
 """
@@ -37,7 +37,7 @@ api_keys = Table(
     Column("scopes", String(200), nullable=False),  # space-separated, as OAuth 2.0 writes them
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
-    # Written in batches by the key cache's recheck, never on the request path.
+    # Written in batches by the key cache's reload, never on the request path.
     Column("last_used_at", DateTime(timezone=True), nullable=True),
 )
 
@@ -128,6 +128,7 @@ class KeyStore:
         return IssuedKey(record, key)
 
     async def all(self) -> list[ApiKey]:
+        """Every key, revoked ones too, oldest first."""
         async with self._database.engine.connect() as connection:
             rows = await connection.execute(select(api_keys).order_by(api_keys.c.created_at))
             return [_record(row) for row in rows.mappings()]
@@ -136,18 +137,6 @@ class KeyStore:
         """Whether any key was ever created, revoked ones included."""
         async with self._database.engine.connect() as connection:
             return bool(await connection.scalar(select(exists().select_from(api_keys))))
-
-    async def find(self, key_id: str) -> ApiKey | None:
-        found = await self.find_many([key_id])
-        return found.get(key_id)
-
-    async def find_many(self, key_ids: Iterable[str]) -> dict[str, ApiKey]:
-        ids = list(key_ids)
-        if not ids:
-            return {}
-        async with self._database.engine.connect() as connection:
-            rows = await connection.execute(select(api_keys).where(api_keys.c.id.in_(ids)))
-            return {row["id"]: _record(row) for row in rows.mappings()}
 
     async def revoke(self, name: str) -> tuple[ApiKey, bool]:
         """Revoke by name: the key, and whether this call revoked it (not an earlier one)."""

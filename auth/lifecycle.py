@@ -12,7 +12,7 @@ from service.settings import Settings
 from .authenticator import Authenticator
 from .bootstrap import ensure_first_admin_key
 from .gatekeeper import Gatekeeper
-from .key_cache import VerifiedKeys
+from .key_cache import KeyCache
 from .keys import KeyStore
 from .middleware import AuthenticationMiddleware
 from .openapi import install_security_schema
@@ -32,13 +32,15 @@ def install_authentication(app: FastAPI, settings: Settings) -> None:
 async def start_authentication(
     app: FastAPI, settings: Settings, database: Database, audit: AuditTrail
 ) -> None:
-    """After the migrations: the key store, the first admin key if needed, the gatekeeper."""
+    """After the migrations: the key store, the first admin key if needed, every key in
+    memory, the gatekeeper."""
     scopes = route_scopes(metrics_require_key=settings.metrics_require_key)
     routes = RouteTable.of(app, scopes)  # refuses to start while a route has no scope
     store = KeyStore(database)
     await ensure_first_admin_key(store, settings)
 
-    keys = VerifiedKeys(store, settings.auth_key_recheck_seconds)
+    keys = KeyCache(store, settings.auth_key_recheck_seconds)
+    await keys.load()
     admin_key = settings.admin_api_key.get_secret_value()
     authenticator = Authenticator(keys, admin_key, JwtVerifier.from_settings(settings))
     refusals = Refusals(audit, settings.auth_failure_rate_limit)

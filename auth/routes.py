@@ -1,4 +1,8 @@
-"""Key management (admin only, by auth/policy.py) and `GET /auth/me` for any credential."""
+"""Key management (admin only, by auth/policy.py) and `GET /auth/me` for any credential.
+
+Bodies are read like every JSON route's (service/json_route.py): within the size limit and
+through the strict reader, so a huge body is a 413 and a duplicate key a 422.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +12,17 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from service.json_route import JsonBodyRoute
 from service.request_context import current_request_id
 
 from .dependencies import CurrentIdentity
 from .identity import Identity
+from .key_cache import KeyCache
 from .key_changes import ChangeContext, record_created, record_revoked
 from .keys import NAME_PATTERN, KeyStore, check_name
 from .scopes import Scope
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], route_class=JsonBodyRoute)
 
 
 class NewKey(BaseModel):
@@ -44,6 +50,7 @@ async def list_keys(request: Request) -> dict[str, Any]:
 @router.post("/keys", status_code=201, summary="Create an API key; the answer shows it once")
 async def create_key(body: NewKey, request: Request, identity: CurrentIdentity) -> JSONResponse:
     issued = await _store(request).create(body.name, body.scopes)
+    _keys(request).remember(issued.record)  # usable here at once, before the next reload
     await record_created(request.app.state.audit, issued.record, _context(request, identity))
     return JSONResponse(
         {"data": {**issued.record.public(), "key": issued.key}},
@@ -55,7 +62,7 @@ async def create_key(body: NewKey, request: Request, identity: CurrentIdentity) 
 @router.delete("/keys/{name}", summary="Revoke an API key; here it stops working at once")
 async def revoke_key(name: str, request: Request, identity: CurrentIdentity) -> dict[str, Any]:
     record, revoked_now = await _store(request).revoke(name)
-    request.app.state.gatekeeper.authenticator.keys.forget(record.id)
+    _keys(request).remember(record)  # refused here from now on
     context = _context(request, identity)
     await record_revoked(request.app.state.audit, record, revoked_now, context)
     return {"data": record.public()}
@@ -65,9 +72,13 @@ def _store(request: Request) -> KeyStore:
     return request.app.state.key_store
 
 
+def _keys(request: Request) -> KeyCache:
+    return request.app.state.gatekeeper.authenticator.keys
+
+
 def _context(request: Request, identity: Identity) -> ChangeContext:
     return ChangeContext(
-        actor=identity.name,
+        actor=identity.actor,
         request_id=current_request_id(),
         client_address=request.client.host if request.client else None,
         user_agent=request.headers.get("User-Agent"),

@@ -1,11 +1,12 @@
 """JWT bearer tokens (RFC 7519) checked with PyJWT: signature, expiry, issuer and audience.
 
-The subject becomes the audit trail's actor; the scope claim (a space-separated string as in
-OAuth 2.0, or a list) becomes the scopes, of which only ours count.
+The subject, as `jwt:<subject>`, becomes the audit trail's actor; the scope claim (a
+space-separated string as in OAuth 2.0, or a list) becomes the scopes, of which only ours count.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import jwt
@@ -15,10 +16,14 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from service.settings import Settings
 
 from .exceptions import Unauthenticated
-from .identity import Identity, IdentityKind
+from .identity import JWT_ACTOR_PREFIX, Identity, IdentityKind
 from .scopes import known_scopes
 
-MAX_SUBJECT_LENGTH = 200  # the audit trail's actor column
+# The audit trail's actor column holds 200 characters, `jwt:` and the subject.
+MAX_SUBJECT_LENGTH = 200 - len(JWT_ACTOR_PREFIX)
+# Control and format characters (bidi overrides among them), surrogates and line separators:
+# each could make one actor read as another in a log or a table of the trail.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 # Each PyJWT refusal, in words a caller can act on; anything else is "not valid".
 _REASONS: list[tuple[type[jwt.PyJWTError], str]] = [
@@ -78,9 +83,7 @@ class JwtVerifier:
         except jwt.PyJWTError as exc:
             raise Unauthenticated(_reason(exc)) from exc
 
-        subject = claims["sub"]
-        if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH:
-            raise Unauthenticated("The bearer token's subject is not a name.")
+        subject = _checked_subject(claims["sub"])
         return Identity(subject, IdentityKind.JWT, known_scopes(self._scope_names(claims)))
 
     def _scope_names(self, claims: dict[str, Any]) -> list[str]:
@@ -90,6 +93,19 @@ class JwtVerifier:
         if isinstance(value, list):
             return [item for item in value if isinstance(item, str)]
         return []
+
+
+def _checked_subject(subject: Any) -> str:
+    """The subject, if it can stand unambiguously as the audit trail's actor."""
+    if not isinstance(subject, str) or not subject:
+        raise Unauthenticated("The bearer token's subject is not a name.")
+    if len(subject) > MAX_SUBJECT_LENGTH:
+        raise Unauthenticated(
+            f"The bearer token's subject is longer than {MAX_SUBJECT_LENGTH} characters."
+        )
+    if any(unicodedata.category(char) in _UNSAFE_CATEGORIES for char in subject):
+        raise Unauthenticated("The bearer token's subject holds a control character.")
+    return subject
 
 
 def _verification_key(settings: Settings) -> tuple[Any, str]:

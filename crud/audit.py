@@ -20,6 +20,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from django_integration.connection import Database, metadata
+from service.request_context import MAX_REQUEST_ID_LENGTH
 
 from .audit_query import AuditQuery, page_of_entries
 
@@ -42,7 +43,7 @@ audit_entries = Table(
     Column("changes", JSON, nullable=False),
     Column("outcome", String(20), nullable=False),
     Column("status_code", Integer, nullable=False),
-    Column("request_id", String(100), nullable=True),
+    Column("request_id", String(MAX_REQUEST_ID_LENGTH), nullable=True),
     Column("client_address", String(100), nullable=True),
     Column("user_agent", String(300), nullable=True),
     # The chain: each entry's hash covers its content and the previous entry's hash.
@@ -76,6 +77,15 @@ HASHED_FIELDS = (
 )
 
 
+# Each text column's width. PostgreSQL and MySQL refuse a longer value (SQLite keeps it), and
+# a refused entry would let its write go through unaudited, so every value is cut to fit first.
+TEXT_WIDTHS = {
+    column.name: column.type.length
+    for column in audit_entries.columns
+    if isinstance(column.type, String) and column.type.length
+}
+
+
 class AuditUnavailable(Exception):
     """The audit store cannot be written; no write may go ahead unrecorded."""
 
@@ -101,9 +111,14 @@ class AuditEntry:
         return "success" if self.status_code < 400 else "failure"
 
     def row(self) -> dict[str, Any]:
+        """The entry as it is hashed and stored: each text cut to its column's width."""
         row = asdict(self)
         row["outcome"] = self.outcome
-        row["user_agent"] = (self.user_agent or "")[:300] or None
+        row["user_agent"] = self.user_agent or None
+        for name, width in TEXT_WIDTHS.items():
+            value = row.get(name)
+            if isinstance(value, str) and len(value) > width:
+                row[name] = value[:width]
         return row
 
 

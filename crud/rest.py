@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from service.json_route import JsonBodyRoute
 from service.problems import Problem, field_errors_from_pydantic
-from service.request_limits import bounded_page_size, check_query_values
+from service.request_limits import QUERY_TEXT, bounded_page_size, check_query_values
 
 from .bulk import BulkRequest, execute_bulk
 from .models import ENTITY_ID_PATTERN, CrudRequest, FilterOperator, Operation
@@ -24,7 +24,12 @@ from .query import LOOKUP_SUFFIX
 from .service import CrudService
 from .surface import caller_of, idempotent, respond
 
-router = APIRouter(prefix="/api/{app}/{resource}", tags=["rest"], route_class=JsonBodyRoute)
+router = APIRouter(
+    prefix="/api/{app}/{resource}",
+    tags=["rest"],
+    route_class=JsonBodyRoute,
+    dependencies=QUERY_TEXT,
+)
 
 OPERATOR_OF_SUFFIX = {suffix: operator for operator, suffix in LOOKUP_SUFFIX.items() if suffix}
 LIST_PARAMETERS = frozenset({"page", "page_size", "ordering", "include_inactive"})

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from service.json_route import JsonBodyRoute
-from service.request_limits import bounded_page_size
+from service.request_limits import QUERY_TEXT, bounded_page_size
 
 from .audit_query import AuditQuery
 from .bulk import BulkRequest, execute_bulk
@@ -59,7 +59,9 @@ async def crud_bulk(body: BulkRequest, request: Request) -> Response:
     return await idempotent(request, body.model_dump(mode="json"), run)
 
 
-@router.get("/audit", tags=["audit"], summary="The audit trail, newest first")
+@router.get(
+    "/audit", tags=["audit"], summary="The audit trail, newest first", dependencies=QUERY_TEXT
+)
 async def audit(
     request: Request,
     page: int = Query(1, ge=1, le=1_000_000),

@@ -20,7 +20,7 @@ def caller_of(request: Request) -> Caller:
     """The authenticated caller; what the request says about itself (X-Actor) counts for nothing."""
     identity = identity_of(request)
     return Caller(
-        actor=identity.name,
+        actor=identity.actor,
         request_id=current_request_id(),
         client_address=request.client.host if request.client else None,
         user_agent=request.headers.get("User-Agent"),

@@ -7,9 +7,10 @@ headers (Authorization, X-API-Key), never cookies, so `Access-Control-Allow-Cred
 
 from __future__ import annotations
 
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
+from starlette.types import Message, Send
 
 from service.problems import Problem, problem_response
 
@@ -39,7 +40,8 @@ PREFLIGHT_MAX_AGE_SECONDS = 600
 
 
 class ProblemCORSMiddleware(CORSMiddleware):
-    """Starlette's CORS, but a refused preflight is problem details, not plain text."""
+    """Starlette's CORS, but a refused preflight is problem details, not plain text, and
+    answers to an origin off the list carry no CORS header."""
 
     def preflight_response(self, request_headers: Headers) -> Response:
         response = super().preflight_response(request_headers)
@@ -60,6 +62,19 @@ class ProblemCORSMiddleware(CORSMiddleware):
             extra={"refused": refused.split(", ")},
         )
         return problem_response(problem)
+
+    async def send(self, message: Message, send: Send, request_headers: Headers) -> None:
+        # Starlette adds Access-Control-Expose-Headers to every answer to a cross-origin request;
+        # an origin off the list gets only `Vary: Origin`, and no CORS header at all.
+        origin = request_headers.get("Origin")
+        if origin is None or self.is_allowed_origin(origin=origin):
+            await super().send(message, send, request_headers)
+            return
+        if message["type"] == "http.response.start":
+            message.setdefault("headers", [])
+            headers = MutableHeaders(scope=message)
+            headers["Vary"] = ", ".join([*headers.getlist("Vary"), "Origin"])
+        await send(message)
 
 
 def cors_options(allowed_origins: list[str]) -> dict[str, object]:

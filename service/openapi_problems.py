@@ -39,6 +39,7 @@ SURFACES: tuple[tuple[str | None, str, frozenset[int]], ...] = (
     ("post", "/telemetry/rules", frozenset({409})),
     ("delete", "/telemetry/rules/", frozenset({409})),
     ("post", "/v1/", frozenset({400, 413, 415, 429, 503})),
+    ("post", "/auth/keys", frozenset({409})),  # a name taken already, revoked keys' too
     (None, "/django/health", frozenset({503})),
     (None, "/health/ready", frozenset({503})),
 )

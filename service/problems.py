@@ -7,7 +7,9 @@ FastAPI's own validation and HTTP errors, into `application/problem+json`.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -19,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from service.security_headers import with_security_headers
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class Problem(Exception):
@@ -57,13 +60,23 @@ class Problem(Exception):
         return body
 
 
+class ProblemJSONResponse(JSONResponse):
+    media_type = PROBLEM_MEDIA_TYPE
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            # Places that echo caller text escape it first; this guard keeps a miss (a lone
+            # surrogate, which UTF-8 cannot encode) from turning the answer into a 500.
+            text = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+            return _LONE_SURROGATE.sub("\ufffd", text).encode("utf-8")
+
+
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
     instance = request.url.path if request is not None else None
-    return JSONResponse(
-        problem.body(instance),
-        status_code=problem.status,
-        headers=problem.headers,
-        media_type=PROBLEM_MEDIA_TYPE,
+    return ProblemJSONResponse(
+        problem.body(instance), status_code=problem.status, headers=problem.headers
     )
 
 

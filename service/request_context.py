@@ -18,8 +18,10 @@ trace_var: ContextVar[TraceContext | None] = ContextVar("trace", default=None)
 # W3C Trace Context, section 3.2: version 00, 32 hex trace id, 16 hex parent id, 2 hex flags.
 TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 BEARER = re.compile(r"Bearer +([A-Za-z0-9\-._~+/]+=*)", re.IGNORECASE)
-# A caller's request id is echoed into headers and logs: accept only a plain token.
-VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# A caller's request id is echoed into headers and logs: accept only a plain token, and only
+# one that fits the audit trail's `request_id` column (else a new id is made for the request).
+MAX_REQUEST_ID_LENGTH = 100
+VALID_REQUEST_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_REQUEST_ID_LENGTH}}}")
 
 
 @dataclass(frozen=True)

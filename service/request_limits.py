@@ -1,18 +1,21 @@
 """The bounds on what a caller may send, from the settings, and the checks outside JSON bodies.
 
 JSON bodies are bounded by `service.json_route` (size) and `service.strict_json` (shape); the
-checks here cover what arrives in a query string: page sizes and the values of REST filters.
+checks here cover what arrives in a query string: its encoding, page sizes and the values of
+REST filters.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes
 
+from fastapi import Depends
 from starlette.requests import Request
 
 from service.problems import Problem
 from service.settings import Settings
-from service.strict_json import JsonLimits, unsafe_text_error
+from service.strict_json import JsonLimits, shown_key, unsafe_text_error
 
 
 @dataclass(frozen=True)
@@ -63,23 +66,64 @@ def bounded_page_size(request: Request, page_size: int, *, given: bool) -> int:
     )
 
 
+async def check_query_encoding(request: Request) -> None:
+    """A 422 naming the first query parameter whose name or value is not UTF-8 once
+    percent-decoded; a dependency (`QUERY_TEXT`) of the routes that read text from the query,
+    async so that FastAPI does not send it to a thread.
+
+    Starlette decodes the query string with errors="replace", so `%ff` would reach a filter, a
+    SQL condition or the backend as U+FFFD: only the raw bytes tell."""
+    raw: bytes = request.scope.get("query_string", b"")
+    if b"%" not in raw and raw.isascii():  # nothing encoded: nothing to check
+        return
+
+    for pair in raw.split(b"&"):
+        name, _, value = (_percent_decoded(half) for half in pair.partition(b"="))
+        if not (_is_utf_8(name) and _is_utf_8(value)):
+            shown = name.decode("utf-8", "backslashreplace")
+            raise _unacceptable_query(shown, "Is not valid UTF-8 once percent-decoded.")
+
+
+# `dependencies=` of the routes that read text from the query string.
+QUERY_TEXT = [Depends(check_query_encoding)]
+
+
 def check_query_values(request: Request) -> None:
     """Query values are passed on to the backend: the same text rules as JSON strings."""
     max_length = limits_of(request).json.max_string_length
     for name, value in request.query_params.multi_items():
         if len(value) > max_length or len(name) > max_length:
             message = f"Longer than {max_length} characters."
+            field = shown_key(name)
             raise Problem(
                 422,
-                f"{name[:40]}: {message} The limit is request_max_string_length = {max_length}.",
+                f"{field}: {message} The limit is request_max_string_length = {max_length}.",
                 title="Request limit exceeded",
-                errors=[{"field": name[:40], "message": message}],
+                errors=[{"field": field, "message": message}],
                 extra={"limit": "request_max_string_length", "limit_value": max_length},
             )
         if message := unsafe_text_error(name) or unsafe_text_error(value):
-            raise Problem(
-                422,
-                f"Query parameter {name[:40]!r}: {message}",
-                title="Unacceptable query value",
-                errors=[{"field": name[:40], "message": message}],
-            )
+            raise _unacceptable_query(name, message)
+
+
+def _percent_decoded(encoded: bytes) -> bytes:
+    # As a form decodes it (urllib's parse_qsl, which Starlette uses): `+` is a space.
+    return unquote_to_bytes(encoded.replace(b"+", b" "))
+
+
+def _is_utf_8(text: bytes) -> bool:
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _unacceptable_query(name: str, message: str) -> Problem:
+    field = shown_key(name)
+    return Problem(
+        422,
+        f"Query parameter `{field}`: {message}",
+        title="Unacceptable query value",
+        errors=[{"field": field, "message": message}],
+    )

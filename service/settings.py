@@ -5,6 +5,7 @@ The README lists each one with its default; keep the two in step.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from functools import cached_property
 from pathlib import Path
@@ -30,6 +31,9 @@ class Settings(BaseSettings):
     port: int = Field(8400, ge=1, le=65535)
     log_level: str = "INFO"
     data_dir: Path = Path("data")
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client. Empty:
+    # none, so no caller can choose the address the failure limit and the audit trail see.
+    trusted_proxies: list[str] = Field(default_factory=list)
 
     # --- the Django backend -------------------------------------------------
     # Empty: run the reference backend in-process (see django_integration/embedded.py).
@@ -73,11 +77,12 @@ class Settings(BaseSettings):
     # A key given here is an admin key. Unset, and no key in the database: the first start
     # creates an admin key and prints it once. Nothing turns authentication off.
     admin_api_key: SecretStr = SecretStr("")
-    # How often verified keys are read again, so a key revoked through another instance
-    # stops working here within this many seconds (at once through this instance).
+    # How often every key is read again, so a key created or revoked through another instance
+    # takes effect here within this many seconds (at once through this instance).
     auth_key_recheck_seconds: float = Field(5.0, gt=0, le=300)
     # Failed authentications and authorizations per client address (`limits` notation);
-    # beyond, 429 with Retry-After, and the failures are no longer audited.
+    # beyond, failures get 429 with Retry-After and are no longer audited (valid keys still
+    # get in: the limit guards the audit trail, not the 256-bit keys).
     auth_failure_rate_limit: str = "20/minute"
     # JWT bearer tokens: an HMAC secret or a PEM public key file (RSA or EC), not both.
     auth_jwt_secret: SecretStr = SecretStr("")
@@ -114,6 +119,9 @@ class Settings(BaseSettings):
             raise ValueError("set OBSERVER_AUTH_JWT_SECRET or _PUBLIC_KEY_FILE, not both")
         if self.jwt_enabled and not (self.auth_jwt_issuer and self.auth_jwt_audience):
             raise ValueError("JWT needs OBSERVER_AUTH_JWT_ISSUER and OBSERVER_AUTH_JWT_AUDIENCE")
+        if any(name.lower() == "none" for name in self.auth_jwt_algorithms):
+            # An unsigned token would prove nothing about who sent it.
+            raise ValueError("'none' cannot be among OBSERVER_AUTH_JWT_ALGORITHMS")
         hmac_algorithms = [name for name in self.auth_jwt_algorithms if name.startswith("HS")]
         if self.auth_jwt_public_key_file and hmac_algorithms:
             # Verifying HS256 with a public key as the secret lets anyone sign tokens.
@@ -219,6 +227,17 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: list[str]) -> list[str]:
+        bad = [proxy for proxy in value if not _is_address_or_network(proxy)]
+        if bad:
+            raise ValueError(
+                "trusted proxies are IP addresses or networks like 10.0.0.0/8, not "
+                + ", ".join(repr(proxy) for proxy in bad)
+            )
+        return value
+
     @field_validator("cache_ttl_overrides")
     @classmethod
     def _ttls_not_negative(cls, value: dict[str, float]) -> dict[str, float]:
@@ -266,3 +285,15 @@ class Settings(BaseSettings):
     @property
     def embedded_backend(self) -> bool:
         return not self.backend_url
+
+
+def _is_address_or_network(text: str) -> bool:
+    # Strict, as uvicorn reads them: a network with host bits set would match nothing there.
+    try:
+        if "/" in text:
+            ipaddress.ip_network(text, strict=True)
+        else:
+            ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

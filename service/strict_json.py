@@ -209,10 +209,20 @@ def _unacceptable(path: tuple[str | int, ...], message: str) -> Problem:
 
 
 def dotted(path: tuple[str | int, ...]) -> str:
-    """`("items", 3, "data")` as `items.3.data`; the root is `body`; long keys are cut."""
+    """`("items", 3, "data")` as `items.3.data`; the root is `body`; long keys are cut, and
+    unsafe characters in them are shown as JSON escapes."""
     if not path:
         return "body"
-    return ".".join(
-        str(part) if len(str(part)) <= _SHOWN_KEY_LENGTH else str(part)[:_SHOWN_KEY_LENGTH] + "…"
-        for part in path
-    )
+    return ".".join(shown_key(str(part)) for part in path)
+
+
+def shown_key(key: str) -> str:
+    """A key as a problem may echo it: cut when long, unsafe characters as JSON escapes."""
+    # The offending key is echoed in the answer: a lone surrogate in it cannot be encoded as
+    # UTF-8 at all, and a control character could garble a terminal or a log that shows it.
+    shown = key if len(key) <= _SHOWN_KEY_LENGTH else key[:_SHOWN_KEY_LENGTH] + "…"
+    return UNSAFE_TEXT.sub(_json_escape, shown)
+
+
+def _json_escape(found: re.Match[str]) -> str:
+    return f"\\u{ord(found.group()):04x}"

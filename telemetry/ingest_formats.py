@@ -8,6 +8,7 @@ not the batch, so this reader stays Python's fast `json` rather than the strict 
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from starlette.requests import Request
@@ -44,14 +45,12 @@ def native_format(request: Request) -> str:
 
 def parse_json(body: bytes) -> Any:
     # Python's json takes NaN and Infinity literals; they parse to floats that the point
-    # validation then rejects as non-finite, item by item. Besides JSONDecodeError, json raises
-    # a plain ValueError for an integer of more than 4,300 digits (CVE-2020-10735's guard) and
-    # RecursionError for deep nesting: all three are a malformed body, not a server fault.
+    # validation then rejects as non-finite, item by item.
     try:
         return json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise Problem(
-            400, f"The request body is not valid JSON: {exc}.", title="Malformed JSON"
+            400, f"The request body is not valid JSON: {json_failure(exc)}.", title="Malformed JSON"
         ) from exc
 
 
@@ -63,8 +62,23 @@ def parse_ndjson(body: bytes) -> list[Any]:
             continue
         try:
             items.append(json.loads(line))
-        except (ValueError, RecursionError) as exc:  # see parse_json
+        except (ValueError, RecursionError) as exc:
             raise Problem(
-                400, f"Line {number} is not valid JSON: {exc}.", title="Malformed JSON"
+                400,
+                f"Line {number} is not valid JSON: {json_failure(exc)}.",
+                title="Malformed JSON",
             ) from exc
     return items
+
+
+def json_failure(exc: ValueError | RecursionError) -> str:
+    """Why `json.loads` refused a body, in plain words rather than the interpreter's."""
+    if isinstance(exc, RecursionError):
+        return "it is nested too deeply"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} (line {exc.lineno}, column {exc.colno})"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"it is not valid UTF-8 (byte {exc.start})"
+    # The one other ValueError json raises: an integer past Python's digit limit, the guard
+    # against quadratic int() conversion (CVE-2020-10735).
+    return f"an integer has more than {sys.get_int_max_str_digits()} digits"

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from service.strict_json import UNSAFE_TEXT
+
 POINT_TYPES = frozenset({"metric", "log", "trace", "event"})
 ERROR_SEVERITIES = frozenset({"error", "critical", "fatal"})
 
@@ -29,6 +31,9 @@ _TEXT_FIELDS = (
 )
 # Why a lone surrogate is refused: it cannot be written out as UTF-8 in any answer.
 _SURROGATE = "must be valid Unicode (no lone surrogates)"
+# Why a control character is refused: an escape sequence in a name or a message would reach
+# dashboards, logs and terminals; NUL breaks PostgreSQL text and C strings downstream.
+_CONTROL = "must not hold the control character U+{:04X}"
 FieldError = tuple[str, str]
 SeriesKey = tuple[str, str, tuple[tuple[str, Any], ...]]
 
@@ -247,32 +252,32 @@ def _within_limits(point: TypedPoint, ts: float, now: float, limits: PointLimits
         return False
 
     message = point["message"] or ""
-    if len(message) > limits.max_message:
+    if len(message) > limits.max_message or not (_is_clean(message) and _is_clean(name)):
         return False
-    strings = [name, message]
     max_text = limits.max_text
-    # filter and map rather than a loop over the fields: this runs for every point.
+    # filter and map rather than a loop over the fields, and isprintable() before any call:
+    # this runs for every point, and isprintable() alone settles almost every string.
     for text in filter(None, map(point.__getitem__, _TEXT_FIELDS)):
-        if len(text) > max_text:
+        if len(text) > max_text or not (text.isprintable() or _text_error(text) is None):
             return False
-        strings.append(text)
 
     attributes = point["attributes"]
     if len(attributes) > limits.max_attributes:
         return False
     for key, item in attributes.items():
-        if len(key) > limits.max_name:
+        if len(key) > limits.max_name or not (key.isprintable() or _text_error(key) is None):
             return False
-        strings.append(key)
         if type(item) is str:
-            if len(item) > max_text:
+            if len(item) > max_text or not (item.isprintable() or _text_error(item) is None):
                 return False
-            strings.append(item)
         elif type(item) is float and not math.isfinite(item):
             return False
+    return True
 
-    # A lone surrogate stays one when joined, so one pass over all the text finds any.
-    return _is_unicode("".join(strings))
+
+def _is_clean(text: str) -> bool:
+    """Whether parse_point would keep the text (see _text_error)."""
+    return text.isprintable() or _text_error(text) is None
 
 
 def _fields(errors: list[FieldError]) -> set[str]:
@@ -296,8 +301,8 @@ def _name(value: Any, limit: int, errors: list[FieldError]) -> str:
         return ""
     if len(value) > limit:
         errors.append(("name", f"must be at most {limit} characters"))
-    if not _is_unicode(value):
-        errors.append(("name", _SURROGATE))
+    if not value.isprintable() and (reason := _text_error(value)):
+        errors.append(("name", reason))
     return value
 
 
@@ -317,15 +322,18 @@ def _is_finite(value: Any) -> bool:
         return False
 
 
-def _is_unicode(text: str) -> bool:
-    """Whether the text is valid Unicode; JSON's \\ud800 escapes decode to lone surrogates."""
-    if text.isascii():  # the common case, without an encoding pass
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+def _text_error(text: str) -> str | None:
+    """Why the text cannot be kept: a C0 control other than tab, line feed and carriage return,
+    DEL, or a lone surrogate (what JSON's \\ud800 escapes decode to); None if it can."""
+    if text.isprintable():  # the common case: one pass in C, and none of those is printable
+        return None
+    found = UNSAFE_TEXT.search(text)
+    if found is None:  # line breaks, tabs and other characters that merely do not print
+        return None
+    character = found.group()
+    if "\ud800" <= character <= "\udfff":
+        return _SURROGATE
+    return _CONTROL.format(ord(character))
 
 
 def _timestamp(value: Any, errors: list[FieldError]) -> float:
@@ -360,8 +368,8 @@ def _optional_text(field: str, value: Any, limit: int, errors: list[FieldError])
         return None
     if len(value) > limit:
         errors.append((field, f"must be at most {limit} characters"))
-    if not _is_unicode(value):
-        errors.append((field, _SURROGATE))
+    if not value.isprintable() and (reason := _text_error(value)):
+        errors.append((field, reason))
     return value
 
 
@@ -378,16 +386,16 @@ def _attributes(value: Any, limits: PointLimits, errors: list[FieldError]) -> di
     for key, item in value.items():
         if len(key) > limits.max_name:
             errors.append(("attributes", f"keys must be at most {limits.max_name} characters"))
-        if not _is_unicode(key):
-            # The key itself cannot go into the reason: it would not encode either.
-            errors.append(("attributes", f"keys {_SURROGATE}"))
+        if not key.isprintable() and (reason := _text_error(key)):
+            # The key itself cannot go into the reason: it would not encode, or not print.
+            errors.append(("attributes", f"keys {reason}"))
             continue
         if isinstance(item, str):
             if len(item) > limits.max_text:
                 message = f"must be at most {limits.max_text} characters"
                 errors.append((f"attributes.{key}", message))
-            if not _is_unicode(item):
-                errors.append((f"attributes.{key}", _SURROGATE))
+            if not item.isprintable() and (reason := _text_error(item)):
+                errors.append((f"attributes.{key}", reason))
             continue
         scalar = isinstance(item, bool) or (_is_number(item) and _is_finite(item))
         if not scalar:

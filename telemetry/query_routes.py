@@ -19,6 +19,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from service.json_route import JsonBodyRoute
 from service.problems import Problem
+from service.request_limits import QUERY_TEXT
 from telemetry import alert_store
 from telemetry.alert_sink import AlertSink
 from telemetry.comovement import CoMovementQuery, co_moving, snapshot
@@ -36,7 +37,7 @@ Kind = Literal["trace", "correlation", "cascade", "metric"]
 State = Literal["pending", "firing", "resolved"]
 
 
-@router.get("/correlations")
+@router.get("/correlations", dependencies=QUERY_TEXT)
 async def get_correlations(
     request: Request,
     service: str | None = None,
@@ -63,12 +64,12 @@ async def get_trace(request: Request, trace_id: str) -> dict[str, Any]:
     return trace
 
 
-@router.get("/services")
+@router.get("/services", dependencies=QUERY_TEXT)
 async def get_services(request: Request, service: str | None = None) -> dict[str, Any]:
     return _pipeline(request).correlator.graph.view(service)
 
 
-@router.get("/series")
+@router.get("/series", dependencies=QUERY_TEXT)
 async def get_series(
     request: Request,
     name: str,
@@ -122,7 +123,7 @@ async def delete_rule(request: Request, rule_id: str) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/alerts")
+@router.get("/alerts", dependencies=QUERY_TEXT)
 async def get_alerts(
     request: Request,
     state: State | None = None,

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from service.problems import Problem
 from service.request_body import read_body
+from service.request_limits import QUERY_TEXT
 from telemetry.ingest_formats import NDJSON, native_format, parse_json, parse_ndjson
 from telemetry.pipeline import Pipeline
 from telemetry.points import iso, parse_instant
@@ -84,7 +85,7 @@ def _submit_batch(pipeline: Pipeline, items: list[Any], request: Request) -> JSO
     return JSONResponse(accepted, status_code=202)
 
 
-@router.get("/anomalies")
+@router.get("/anomalies", dependencies=QUERY_TEXT)
 async def get_anomalies(
     request: Request,
     service: str | None = None,

@@ -18,11 +18,15 @@ ADMIN_API_KEY = "test-admin-key-0123456789abcdefghijklmnopqrstuv"
 
 
 class MiddlewareServer:
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, env: dict[str, str] | None = None, *, separate_stdout: bool = False
+    ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = data_dir / "middleware.log"
+        self.log_path = data_dir / "middleware.log"  # stderr: the JSON log
+        # What the service prints for a person (the first admin key); by default in the log file.
+        self.stdout_path = data_dir / "middleware.stdout" if separate_stdout else self.log_path
         self._extra_env = {
             "OBSERVER_ADMIN_API_KEY": ADMIN_API_KEY,
             # Tests refuse many requests on purpose, all from 127.0.0.1; the security tests
@@ -41,9 +45,10 @@ class MiddlewareServer:
             "OBSERVER_DATA_DIR": str(self.data_dir),
             **self._extra_env,
         }
-        with self.log_path.open("ab") as log:  # the child keeps its own handle
+        # The child keeps its own handles.
+        with self.log_path.open("ab") as log, self.stdout_path.open("ab") as out:
             self._process = subprocess.Popen(
-                [sys.executable, "main.py"], cwd=REPO_ROOT, env=env, stdout=log, stderr=log
+                [sys.executable, "main.py"], cwd=REPO_ROOT, env=env, stdout=out, stderr=log
             )
         self._wait_until_ready(timeout)
         return self
@@ -67,6 +72,9 @@ class MiddlewareServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
 
     def __enter__(self) -> MiddlewareServer:
         return self.start()

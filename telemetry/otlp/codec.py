@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from service.problems import Problem
-from telemetry.ingest_formats import PROTOBUF
+from telemetry.ingest_formats import PROTOBUF, json_failure
 
 _ID_FIELDS = frozenset(
     {"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"}
@@ -74,8 +74,11 @@ def decode(signal: Signal, body: bytes, wire: str) -> Any:
 
     try:
         document = json.loads(body)
-    except (ValueError, RecursionError) as exc:  # as in ingest_formats.parse_json
-        raise Problem(400, f"The body is not valid JSON: {exc}.", title="Malformed JSON") from exc
+    except (ValueError, RecursionError) as exc:
+        reason = json_failure(exc)
+        raise Problem(
+            400, f"The body is not valid JSON: {reason}.", title="Malformed JSON"
+        ) from exc
     if not isinstance(document, dict):
         raise Problem(400, f"An OTLP {signal.name} JSON body is an object.")
 
@@ -84,7 +87,11 @@ def decode(signal: Signal, body: bytes, wire: str) -> Any:
         # Receivers must ignore fields they do not know (OTLP specification, "JSON Protobuf
         # Encoding"), so a newer sender's request still decodes.
         json_format.ParseDict(document, message, ignore_unknown_fields=True)
-    except (json_format.ParseError, RecursionError) as exc:
+    except RecursionError as exc:
+        raise Problem(
+            400, f"The body is not an OTLP {signal.name} request: it is nested too deeply."
+        ) from exc
+    except json_format.ParseError as exc:
         raise Problem(400, f"The body is not an OTLP {signal.name} request: {exc}.") from exc
     return message
 

@@ -1,15 +1,18 @@
 """API keys in the database and in memory, on SQLite, PostgreSQL and MariaDB: the store, and the
-verified-key cache with a clock moved by hand."""
+cache that holds every key, with a clock moved by hand."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 
 import pytest
+from sqlalchemy import event
 
 from auth.exceptions import CannotVerify, KeyNameTaken, Unauthenticated
-from auth.key_cache import VerifiedKeys
-from auth.keys import KeyStore, key_id_of
+from auth.key_cache import KeyCache
+from auth.keys import ApiKey, KeyStore
 from auth.scopes import Scope
 from django_integration.connection import Database, PoolSettings
 from tests.clock import ManualClock
@@ -55,63 +58,145 @@ async def test_the_store_creates_lists_and_revokes(store: KeyStore) -> None:
     assert listed.key_hash == issued.record.key_hash
 
 
-async def test_a_verified_key_is_answered_from_memory_until_it_ages(store: KeyStore) -> None:
-    clock = ManualClock()
-    keys = VerifiedKeys(store, RECHECK, clock=clock)
+@contextmanager
+def statements_run(store: KeyStore) -> Iterator[list[str]]:
+    """The SQL statements the store's engine runs inside the block."""
+    engine = store._database.engine.sync_engine
+    seen: list[str] = []
+
+    def record(_connection, _cursor, statement, *_args) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+async def test_any_key_is_checked_from_memory_without_a_database_read(store: KeyStore) -> None:
     issued = await store.create("agent", [Scope.TELEMETRY_WRITE])
+    keys = KeyCache(store, RECHECK, clock=ManualClock())
+    await keys.load()
 
-    assert keys.cached(issued.key) is None  # never seen: the database decides
-    identity = await keys.verify(issued.key)
+    with statements_run(store) as statements:
+        identity = keys.verify(issued.key)  # never used before
+        with pytest.raises(Unauthenticated, match="^The API key is not valid.$"):
+            keys.verify(f"oek_{'0' * 16}_{'x' * 43}")  # an id no row has
+
     assert (identity.name, identity.scopes) == ("agent", frozenset({Scope.TELEMETRY_WRITE}))
-    clock.advance(2 * RECHECK)
-    assert keys.cached(issued.key) == identity
-    clock.advance(0.001)
-    assert keys.cached(issued.key) is None  # unconfirmed too long: read it again
+    assert statements == []
 
 
-async def test_a_wrong_secret_on_a_known_id_is_refused_without_the_database(store) -> None:
-    keys = VerifiedKeys(store, RECHECK, clock=ManualClock())
+async def test_a_wrong_secret_on_a_known_id_is_refused_naming_the_key(store: KeyStore) -> None:
     issued = await store.create("agent", [Scope.CRUD_READ])
-    await keys.verify(issued.key)
+    keys = KeyCache(store, RECHECK, clock=ManualClock())
+    await keys.load()
     forged = issued.key[:-1] + ("A" if issued.key[-1] != "A" else "B")
 
     with pytest.raises(Unauthenticated) as refused:
-        keys.cached(forged)
+        keys.verify(forged)
     assert (refused.value.actor, refused.value.detail) == ("agent", "The API key is not valid.")
-    with pytest.raises(Unauthenticated):
-        await keys.verify(f"oek_{'0' * 16}_{'x' * 43}")  # an id no row has
 
 
-async def test_the_recheck_drops_revoked_keys_and_records_their_use(store: KeyStore) -> None:
-    clock = ManualClock()
-    keys = VerifiedKeys(store, RECHECK, clock=clock)
-    kept = await store.create("kept", [Scope.CRUD_READ])
+async def test_changes_elsewhere_arrive_with_the_next_load(store: KeyStore) -> None:
+    keys = KeyCache(store, RECHECK, clock=ManualClock())
     gone = await store.create("gone", [Scope.CRUD_READ])
-    for issued in (kept, gone):
-        await keys.verify(issued.key)
+    await keys.load()
+    keys.verify(gone.key)
 
-    await store.revoke("gone")  # as another instance would, straight in the database
-    assert keys.cached(gone.key) is not None  # not seen here before the recheck
-    clock.advance(RECHECK)
-    await keys.recheck()
+    # As another instance or the command line would: straight in the database.
+    await store.revoke("gone")
+    added = await store.create("added", [Scope.CRUD_READ])
+    assert keys.verify(gone.key).name == "gone"
+    with pytest.raises(Unauthenticated, match="not valid"):
+        keys.verify(added.key)
+    await keys.load()
 
-    assert keys.cached(kept.key) is not None
-    assert keys.cached(gone.key) is None
+    with pytest.raises(Unauthenticated, match="^The API key was revoked.$") as refused:
+        keys.verify(gone.key)
+    assert refused.value.actor == "gone"
+    assert keys.verify(added.key).name == "added"
+    last_used = {record.name: record.last_used_at is not None for record in await store.all()}
+    assert last_used == {"gone": True, "added": False}  # written by the load, for used keys
+
+
+async def test_a_change_through_this_instance_takes_effect_at_once(store: KeyStore) -> None:
+    keys = KeyCache(store, RECHECK, clock=ManualClock())
+    await keys.load()
+
+    issued = await store.create("fresh", [Scope.CRUD_READ])
+    keys.remember(issued.record)
+    assert keys.verify(issued.key).name == "fresh"
+
+    revoked, _ = await store.revoke("fresh")
+    keys.remember(revoked)
     with pytest.raises(Unauthenticated, match="revoked"):
-        await keys.verify(gone.key)
-    rows = await store.find_many([key_id_of(kept.key), key_id_of(gone.key)])
-    assert {record.name: record.last_used_at is not None for record in rows.values()} == {
-        "kept": True,
-        "gone": True,
-    }
+        keys.verify(issued.key)
+
+
+class PausedStore(KeyStore):
+    """The real store, whose reads of every key wait, after the query, for the test to go on:
+    the only way to put a revoke between a load's query and its end on every run."""
+
+    def __init__(self, store: KeyStore) -> None:
+        super().__init__(store._database)
+        self.read = asyncio.Event()
+        self.go_on = asyncio.Event()
+
+    async def all(self) -> list[ApiKey]:
+        records = await super().all()
+        self.read.set()
+        await self.go_on.wait()
+        return records
+
+
+async def test_a_load_racing_a_change_here_does_not_undo_it(store: KeyStore) -> None:
+    revoked_here = await store.create("revoked-here", [Scope.CRUD_READ])
+    paused = PausedStore(store)
+    keys = KeyCache(paused, RECHECK, clock=ManualClock())
+    paused.go_on.set()
+    await keys.load()
+    paused.go_on.clear()
+    paused.read.clear()
+
+    loading = asyncio.create_task(keys.load())
+    await paused.read.wait()  # the query has read both keys as they were
+    record, _ = await store.revoke("revoked-here")
+    keys.remember(record)
+    created_here = await store.create("created-here", [Scope.CRUD_READ])
+    keys.remember(created_here.record)
+    paused.go_on.set()
+    await loading
+
+    with pytest.raises(Unauthenticated, match="revoked"):
+        keys.verify(revoked_here.key)
+    assert keys.verify(created_here.key).name == "created-here"
+
+
+async def test_keys_not_reloaded_for_twice_the_recheck_answer_503(store: KeyStore) -> None:
+    clock = ManualClock()
+    issued = await store.create("agent", [Scope.CRUD_READ])
+    keys = KeyCache(store, RECHECK, clock=clock)
+    await keys.load()
+
+    clock.advance(2 * RECHECK)
+    assert keys.verify(issued.key).name == "agent"
+    clock.advance(0.001)
+    with pytest.raises(CannotVerify):
+        keys.verify(issued.key)
+    await keys.load()
+    assert keys.verify(issued.key).name == "agent"
 
 
 async def test_a_store_that_cannot_be_read_is_a_503_not_a_401() -> None:
     # A real connection to a port where no database listens.
     database = Database(f"postgresql://postgres@127.0.0.1:{free_port()}/keys")
-    keys = VerifiedKeys(KeyStore(database), RECHECK)
+    keys = KeyCache(KeyStore(database), RECHECK)
     try:
+        with pytest.raises(OSError):
+            await keys.load()
         with pytest.raises(CannotVerify):
-            await keys.verify(f"oek_{'0' * 16}_{'x' * 43}")
+            keys.verify(f"oek_{'0' * 16}_{'x' * 43}")
     finally:
         await database.dispose()

@@ -143,3 +143,42 @@ def test_the_admin_key_from_the_environment_is_named_in_the_trail(api) -> None:
 def test_a_key_in_the_query_string_is_not_a_credential(middleware) -> None:
     anonymous = httpx.get(f"{middleware.url}/auth/me", params={"api_key": "x" * 40})
     assert anonymous.status_code == 401
+
+
+def test_more_than_one_credential_header_is_refused_naming_them(middleware, api) -> None:
+    key = create_key(api, unique_name("single"), "crud:read")
+    other = create_key(api, unique_name("other"), "admin")
+    agent = unique_name("doubled")
+    sent = {
+        "two-authorization": [
+            ("Authorization", f"Bearer {key}"),
+            ("Authorization", f"Bearer {other}"),
+        ],
+        "authorization-and-x-api-key": [("Authorization", f"Bearer {key}"), ("X-API-Key", other)],
+        "same-key-twice": [("Authorization", f"Bearer {key}"), ("X-API-Key", key)],
+        "two-x-api-key": [("X-API-Key", key), ("X-API-Key", key)],
+    }
+    with httpx.Client(base_url=middleware.url, timeout=30) as caller:
+        answers = {
+            case: caller.get("/auth/me", headers=[*headers, ("User-Agent", agent)])
+            for case, headers in sent.items()
+        }
+        empty_second = caller.get("/auth/me", headers=[("Authorization", ""), ("X-API-Key", key)])
+
+    assert {case: (a.status_code, a.json()["detail"]) for case, a in answers.items()} == {
+        "two-authorization": (401, "Send one credential, not several: 2 Authorization headers."),
+        "authorization-and-x-api-key": (
+            401,
+            "Send one credential, not several: Authorization and X-API-Key headers.",
+        ),
+        "same-key-twice": (
+            401,
+            "Send one credential, not several: Authorization and X-API-Key headers.",
+        ),
+        "two-x-api-key": (401, "Send one credential, not several: 2 X-API-Key headers."),
+    }
+    assert empty_second.status_code == 200  # an empty header carries no credential
+    trail = api.get("/audit", params={"operation": "authenticate"}).json()["data"]
+    assert [(e["actor"], e["status_code"]) for e in trail if e["user_agent"] == agent] == [
+        ("anonymous", 401)
+    ] * 4

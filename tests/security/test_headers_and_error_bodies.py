@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from service.edge import EdgeMiddleware
 from service.metrics import ServiceMetrics
-from service.problems import install_problem_handlers
+from service.problems import Problem, install_problem_handlers
 from tests.loopback import free_port
 from tests.middleware_server import MiddlewareServer
 
@@ -88,6 +88,35 @@ async def test_an_unexpected_error_is_a_bare_500_with_the_headers() -> None:
         "instance": "/boom",
     }
     assert security_headers(response) == {**SECURITY, "cache-control": "no-store"}
+
+
+async def test_a_problem_holding_text_utf_8_cannot_carry_is_still_answered() -> None:
+    # In-process: the reader now escapes such text, so no real route produces it any more; this
+    # is the renderer's own guard for a place that forgets to.
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/echo")
+    async def echo() -> None:
+        errors = [{"field": "a\udfffb", "message": "m"}]
+        raise Problem(422, "key \ud800: refused", title="Refused", errors=errors)
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/echo")
+
+    assert (response.status_code, response.headers["content-type"]) == (
+        422,
+        "application/problem+json",
+    )
+    assert response.json() == {
+        "type": "about:blank",
+        "title": "Refused",
+        "status": 422,
+        "detail": "key \ufffd: refused",
+        "instance": "/echo",
+        "errors": [{"field": "a\ufffdb", "message": "m"}],
+    }
 
 
 @pytest.fixture(scope="module")

@@ -181,6 +181,36 @@ def test_every_json_route_reads_through_the_strict_reader(api, method, path, bod
     )
 
 
+SURROGATE = "Holds a lone surrogate, which is not valid Unicode."
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("POST", "/crud", b'{"\\ud800": 1}', "\\ud800"),
+        ("POST", "/crud", config_body('{"\\udfff": 1}'), "data.value.\\udfff"),
+        (
+            "POST",
+            "/crud/bulk",
+            b'{"items": [{"data": {"a\\ud800b": 1}}]}',
+            "items.0.data.a\\ud800b",
+        ),
+        ("POST", "/api/core/configurations/", b'{"\\udc00": 1}', "\\udc00"),
+        ("PATCH", "/api/core/configurations/abc/", b'{"value": {"\\ud83d": 1}}', "value.\\ud83d"),
+        ("POST", "/telemetry/rules", b'{"\\ud800": "r"}', "\\ud800"),
+    ],
+)
+def test_a_lone_surrogate_in_a_key_is_422_with_the_key_escaped(api, method, path, body, field):
+    # The key once crashed the answer: a problem naming it could not be encoded as UTF-8.
+    response = api.request(method, path, content=body, headers=JSON)
+
+    assert response.headers["content-type"] == PROBLEM
+    assert (response.status_code, response.json()) == (
+        422,
+        unacceptable(field, SURROGATE, instance=path),
+    )
+
+
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
 def test_a_body_that_is_not_declared_json_is_415(api, content_type) -> None:
     headers = {"Content-Type": content_type} if content_type else {}
@@ -215,6 +245,47 @@ def test_rest_filter_values_with_control_characters_are_422(api, params, field, 
         422,
         [{"field": field, "message": message}],
     )
+
+
+NOT_UTF_8 = "Is not valid UTF-8 once percent-decoded."
+
+
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("/api/core/configurations/?key=%ff%fe", "key"),
+        ("/api/core/configurations/?key__icontains=%ED%A0%80", "key__icontains"),  # a surrogate
+        ("/api/core/configurations/?page=1&k%ffy=1", "k\\xffy"),
+        ("/api/core/configurations/abc/?include_inactive=%c3", "include_inactive"),
+        ("/audit?actor=%ff%fe", "actor"),
+        ("/telemetry/anomalies?service=%ED%A0%80", "service"),
+        ("/telemetry/series?name=cpu%e2%82", "name"),
+        ("/telemetry/alerts?service=%ff", "service"),
+        ("/telemetry/correlations?service=%ff", "service"),
+        ("/telemetry/services?service=%ff", "service"),
+    ],
+)
+def test_query_text_that_is_not_utf_8_is_422_naming_the_parameter(api, url, field) -> None:
+    # Starlette would hand the route U+FFFD in place of the bad bytes, and it would be passed on.
+    response = api.get(url)
+
+    assert (response.status_code, response.json()) == (
+        422,
+        {
+            "type": "about:blank",
+            "title": "Unacceptable query value",
+            "status": 422,
+            "detail": f"Query parameter `{field}`: {NOT_UTF_8}",
+            "instance": url.split("?")[0],
+            "errors": [{"field": field, "message": NOT_UTF_8}],
+        },
+    )
+
+
+def test_percent_encoded_utf_8_in_a_query_is_read_as_text(api) -> None:
+    response = api.get("/api/core/configurations/?key__icontains=caf%C3%A9+%F0%9F%98%80")
+
+    assert (response.status_code, response.json()["data"]) == (200, [])
 
 
 @pytest.mark.parametrize("text", ["nan", "inf", "-Infinity", "1e999"])

@@ -54,7 +54,8 @@ def test_what_is_within_every_limit_is_read_as_json(body, value) -> None:
         (b"-9223372036854775809", (422, "body", "Unacceptable JSON value")),
         (b"1" * 4_301, (422, "body", "Unacceptable JSON value")),
         (b'"\\u0000"', (422, "body", "Unacceptable JSON value")),
-        (b'{"\\u001f": 1}', (422, "\x1f", "Unacceptable JSON value")),
+        (b'{"\\u001f": 1}', (422, "\\u001f", "Unacceptable JSON value")),
+        (b'{"a": {"\\ud800": 1}}', (422, "a.\\ud800", "Unacceptable JSON value")),
         (b'"\\udc00"', (422, "body", "Unacceptable JSON value")),
         (b'"\x01"', (400, "", "Malformed JSON")),
         (b"\xc0\xaf", (400, "", "Malformed JSON")),  # an overlong encoding of "/"
@@ -99,3 +100,18 @@ def test_a_limit_refusal_names_the_setting_and_its_value() -> None:
 )
 def test_unsafe_text(text, message) -> None:
     assert unsafe_text_error(text) == message
+
+
+def test_a_key_that_cannot_be_shown_as_it_is_appears_escaped_in_the_problem() -> None:
+    # A lone surrogate cannot be encoded in any answer, a control character would reach logs.
+    with pytest.raises(Problem) as caught:
+        parse_strict_json(b'{"ok\\u001b[2J": {"x\\udfffy": 1}}', JsonLimits())
+
+    message = "Holds the control character U+001B."
+    assert caught.value.body() == {
+        "type": "about:blank",
+        "title": "Unacceptable JSON value",
+        "status": 422,
+        "detail": f"ok\\u001b[2J: {message}",
+        "errors": [{"field": "ok\\u001b[2J", "message": message}],
+    }

@@ -46,13 +46,63 @@ def test_a_valid_token_s_subject_is_the_audit_actor(strict, strict_admin) -> Non
         created = dashboard.post(
             "/api/core/configurations/", json={"key": unique_name("jwt"), "value": 1}
         )
-    trail = strict_admin.get("/audit", params={"actor": subject}).json()["data"]
+    trail = strict_admin.get("/audit", params={"actor": f"jwt:{subject}"}).json()["data"]
 
     assert me == {"name": subject, "kind": "jwt", "scopes": ["crud:read", "crud:write"]}
     assert created.status_code == 201
     assert [(e["operation"], e["entity_id"]) for e in trail] == [
         ("create", created.json()["data"]["id"])
     ]
+
+
+@pytest.mark.parametrize("subject", ["admin-env", "admin", "anonymous", "command-line"])
+def test_a_subject_named_like_a_key_cannot_act_as_that_key_in_the_trail(
+    strict, strict_admin, subject
+) -> None:
+    # A key's name never holds ':', so `jwt:<subject>` can be no key's or reserved name.
+    key = unique_name("jwt-clash")
+    with client(strict, bearer(token(sub=subject, scope="crud:write"))) as dashboard:
+        me = dashboard.get("/auth/me").json()["data"]
+        created = dashboard.post("/api/core/configurations/", json={"key": key, "value": 1})
+    entity_id = created.json()["data"]["id"]
+    trail = strict_admin.get("/audit", params={"entity_id": entity_id}).json()["data"]
+
+    assert me == {"name": subject, "kind": "jwt", "scopes": ["crud:write"]}
+    assert [(e["actor"], e["operation"]) for e in trail] == [(f"jwt:{subject}", "create")]
+
+
+@pytest.mark.parametrize(
+    ("subject", "detail"),
+    [
+        ("dana\nadmin-env", "The bearer token's subject holds a control character."),
+        ("dana\x1b[31m", "The bearer token's subject holds a control character."),
+        ("dana\x85", "The bearer token's subject holds a control character."),
+        ("dana\u202eadmin", "The bearer token's subject holds a control character."),
+        ("d" * 197, "The bearer token's subject is longer than 196 characters."),
+        ("", "The bearer token's subject is not a name."),
+        (7, "The bearer token is not valid."),  # PyJWT refuses a subject that is no string
+    ],
+    ids=["newline", "escape", "c1-control", "bidi-override", "too-long", "empty", "number"],
+)
+def test_a_subject_that_could_not_be_an_audit_actor_is_refused(strict, subject, detail) -> None:
+    with client(strict, bearer(token(sub=subject))) as dashboard:
+        refused = dashboard.get("/auth/me")
+
+    assert (refused.status_code, refused.json()["detail"]) == (401, detail)
+    assert refused.headers["WWW-Authenticate"] == INVALID
+
+
+def test_the_longest_subject_still_fits_the_actor_column(strict, strict_admin) -> None:
+    subject = "d" * 196
+    with client(strict, bearer(token(sub=subject, scope="crud:write"))) as dashboard:
+        created = dashboard.post(
+            "/api/core/configurations/", json={"key": unique_name("long-sub"), "value": 1}
+        )
+    entity_id = created.json()["data"]["id"]
+    [entry] = strict_admin.get("/audit", params={"entity_id": entity_id}).json()["data"]
+
+    assert created.status_code == 201
+    assert entry["actor"] == f"jwt:{subject}"
 
 
 def test_scopes_may_come_as_a_list_and_unknown_ones_count_for_nothing(strict) -> None:
@@ -173,9 +223,20 @@ def test_a_public_key_verifies_its_own_algorithm_only(tmp_path, private_key, alg
              "auth_jwt_audience": AUDIENCE, "auth_jwt_algorithms": ["HS256"]},
             "a JWT public key cannot verify HMAC algorithms",
         ),
+        (
+            {"auth_jwt_public_key_file": "issuer.pem", "auth_jwt_issuer": ISSUER,
+             "auth_jwt_audience": AUDIENCE, "auth_jwt_algorithms": ["RS256", "none"]},
+            "'none' cannot be among OBSERVER_AUTH_JWT_ALGORITHMS",
+        ),
+        (
+            {"auth_jwt_secret": JWT_SECRET, "auth_jwt_issuer": ISSUER,
+             "auth_jwt_audience": AUDIENCE, "auth_jwt_algorithms": ["HS256", "None"]},
+            "'none' cannot be among OBSERVER_AUTH_JWT_ALGORITHMS",
+        ),
         ({"auth_failure_rate_limit": "often"}, "not a rate limit"),
     ],
-    ids=["short-secret", "short-admin-key", "no-issuer", "secret-rs256", "key-hs256", "limit"],
+    ids=["short-secret", "short-admin-key", "no-issuer", "secret-rs256", "key-hs256",
+         "key-none", "secret-none", "limit"],
 )  # fmt: skip
 def test_unsound_authentication_settings_stop_the_start(settings, message) -> None:
     with pytest.raises(ValidationError, match=message):

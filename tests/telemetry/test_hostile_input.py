@@ -60,6 +60,35 @@ async def test_hostile_items_are_rejected_one_by_one_and_reads_keep_working(tmp_
             assert (path, (await client.get(path)).status_code) == (path, 200)
 
 
+async def test_control_characters_reject_their_point_alone(telemetry_service):
+    control = "must not hold the control character U+{}".format
+    items = [
+        f'{{"name": "cpu", "value": 1, "timestamp": {HOUR_AGO}}}',
+        f'{{"name": "cpu", "value": 1, "service": "\\u001b[31mapi", "timestamp": {HOUR_AGO}}}',
+        f'{{"name": "cpu", "value": 1, "attributes": {{"k\\u0000": 1}}, "timestamp": {HOUR_AGO}}}',
+        f'{{"type": "log", "name": "l", "message": "\\u007f", "timestamp": {HOUR_AGO}}}',
+        f'{{"type": "log", "name": "l", "message": "a\\tb\\nc", "timestamp": {HOUR_AGO}}}',
+    ]
+    body = ("[" + ", ".join(items) + "]").encode()
+    async with telemetry_service() as (client, _):
+        response = await client.post("/telemetry/batch", content=body, headers=JSON)
+
+        assert (response.status_code, response.json()) == (
+            202,
+            {
+                "accepted": 2,
+                "rejected": [
+                    {"index": 1, "reason": f"service: {control('001B')}"},
+                    {"index": 2, "reason": f"attributes: keys {control('0000')}"},
+                    {"index": 3, "reason": f"message: {control('007F')}"},
+                ],
+                "duplicates": 0,
+            },
+        )
+        metrics = await wait_processed(client)
+        assert (metrics["received"], metrics["accepted"], metrics["rejected"]) == (5, 2, 3)
+
+
 async def test_nan_is_not_an_instant_for_the_read_routes_either(tmp_path):
     async with analysis_service(tmp_path, FakeSources()) as service:
         response = await service.client.get("/telemetry/anomalies", params={"since": "nan"})
@@ -73,16 +102,41 @@ async def test_nan_is_not_an_instant_for_the_read_routes_either(tmp_path):
 async def test_bodies_json_cannot_represent_are_400_and_count_nothing(telemetry_service):
     deep = b"[" * 100_000 + b"]" * 100_000
     long_integer = f'[{{"name": "cpu", "value": {"9" * 5_000}}}]'.encode()
+    # The details say it in plain words, not Python's ("maximum recursion depth exceeded",
+    # "use sys.set_int_max_str_digits()").
+    too_deep = "The request body is not valid JSON: it is nested too deeply."
+    too_long = "The request body is not valid JSON: an integer has more than 4300 digits."
     async with telemetry_service() as (client, _):
-        for path, body, content_type in [
-            ("/telemetry/batch", deep, "application/json"),
-            ("/telemetry/batch", long_integer, "application/json"),
-            ("/telemetry", long_integer[1:-1], "application/json"),
-            ("/telemetry/batch", long_integer[1:-1] + b"\n", "application/x-ndjson"),
+        for path, body, content_type, detail in [
+            ("/telemetry/batch", deep, "application/json", too_deep),
+            ("/telemetry/batch", long_integer, "application/json", too_long),
+            ("/telemetry", long_integer[1:-1], "application/json", too_long),
+            (
+                "/telemetry/batch",
+                b"{}\n" + long_integer[1:-1] + b"\n",
+                "application/x-ndjson",
+                "Line 2 is not valid JSON: an integer has more than 4300 digits.",
+            ),
+            (
+                "/telemetry/batch",
+                b"[]\n" + deep,
+                "application/x-ndjson",
+                "Line 2 is not valid JSON: it is nested too deeply.",
+            ),
+            (
+                "/telemetry/batch",
+                b'[{"name": "cpu\xff"}]',
+                "application/json",
+                "The request body is not valid JSON: it is not valid UTF-8 (byte 14).",
+            ),
         ]:
             response = await client.post(path, content=body, headers={"content-type": content_type})
 
-            assert (response.status_code, response.json()["title"]) == (400, "Malformed JSON")
+            assert (response.status_code, response.json()["title"], response.json()["detail"]) == (
+                400,
+                "Malformed JSON",
+                detail,
+            )
         metrics = (await client.get("/telemetry/metrics")).json()
         assert _balance(metrics) == (0, 0)
 

@@ -394,3 +394,17 @@ async def test_deeply_nested_otlp_json_is_400(otlp_service):
         )
 
     assert (response.status_code, response.json()["code"]) == (400, 3)
+    assert response.json()["detail"] == "The body is not valid JSON: it is nested too deeply."
+
+
+async def test_otlp_json_that_python_cannot_read_is_400_in_plain_words(otlp_service):
+    long_integer = '{"resourceMetrics": [], "n": ' + "9" * 5_000 + "}"
+    async with otlp_service() as (_, client, _pipeline):
+        response = await client.post(
+            "/v1/metrics", content=long_integer, headers={"content-type": "application/json"}
+        )
+
+    assert (response.status_code, response.json()["detail"]) == (
+        400,
+        "The body is not valid JSON: an integer has more than 4300 digits.",
+    )

@@ -135,6 +135,38 @@ CASES = {
         _logs(logs_pb2.LogRecord(time_unix_nano=NOW_NS, trace_id=bytes(17))),
         [("trace_id", "must be at most 32 characters")],
     ),
+    "escape sequence in a service": (
+        _gauges({"as_double": 1.0}, service="api\x1b[2J"),
+        [("service", "must not hold the control character U+001B")],
+    ),
+    "nul in a metric name": (
+        _gauges({"as_double": 1.0}, name="cpu\x00"),
+        [("name", "must not hold the control character U+0000")],
+    ),
+    "control character in an attribute key": (
+        _gauges({"as_double": 1.0, "attributes": [_text("re\x7fgion", "eu")]}),
+        [("attributes", "keys must not hold the control character U+007F")],
+    ),
+    "control character in an attribute value": (
+        _gauges({"as_double": 1.0, "attributes": [_text("region", "e\x08u")]}),
+        [("attributes.region", "must not hold the control character U+0008")],
+    ),
+    "log body with a terminal title sequence": (
+        _logs(
+            logs_pb2.LogRecord(
+                time_unix_nano=NOW_NS, body=common_pb2.AnyValue(string_value="\x1b]0;x\x07")
+            )
+        ),
+        [("message", "must not hold the control character U+001B")],
+    ),
+    "log body with tabs and line breaks": (
+        _logs(
+            logs_pb2.LogRecord(
+                time_unix_nano=NOW_NS, body=common_pb2.AnyValue(string_value="a\tb\r\nc")
+            )
+        ),
+        [],
+    ),
 }
 SIGNALS = {
     metrics_service_pb2.ExportMetricsServiceRequest: mapping.metric_points,

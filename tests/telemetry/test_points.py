@@ -93,6 +93,54 @@ def test_input_that_once_raised_is_rejected_with_a_reason(raw, errors):
     assert found == errors
 
 
+def control(code: str) -> str:
+    return f"must not hold the control character U+{code}"
+
+
+@pytest.mark.parametrize(
+    ("raw", "errors"),
+    [
+        ({"name": "cpu\x00", "value": 1}, [("name", control("0000"))]),
+        ({"name": "cpu", "value": 1, "service": "\x1b[31mapi"}, [("service", control("001B"))]),
+        ({"name": "cpu", "value": 1, "host": "web\x7f"}, [("host", control("007F"))]),
+        ({"name": "cpu", "value": 1, "unit": "m\x0bs"}, [("unit", control("000B"))]),
+        ({"type": "log", "name": "l", "message": "a\x08b"}, [("message", control("0008"))]),
+        (
+            {"name": "cpu", "value": 1, "attributes": {"pod\x1f": 1}},
+            [("attributes", "keys " + control("001F"))],
+        ),
+        (
+            {"name": "cpu", "value": 1, "attributes": {"pod": "\x1b]0;title\x07"}},
+            [("attributes.pod", control("001B"))],
+        ),
+        (
+            {"name": "c\x01", "value": 1, "severity": "\x02", "attributes": {"k": "\x03"}},
+            [
+                ("name", control("0001")),
+                ("severity", control("0002")),
+                ("attributes.k", control("0003")),
+            ],
+        ),
+    ],
+)
+def test_control_characters_in_text_reject_the_point(raw, errors):
+    point, found = parse_point(raw, NOW)
+
+    assert point is None
+    assert found == errors
+
+
+def test_tabs_line_breaks_and_printable_unicode_are_kept():
+    text = "line one\r\n\tline two: café ☕ 😀 \u00a0\u2028\u200d \x85"
+    raw = {"type": "log", "name": "l", "message": text, "attributes": {"note": text}}
+
+    point, errors = parse_point(raw, NOW)
+
+    assert errors == []
+    assert point is not None
+    assert (point["message"], point["attributes"]) == (text, {"note": text})
+
+
 def test_valid_point_is_normalised_to_utc_seconds():
     raw = {
         "type": "log",
