@@ -11,10 +11,13 @@ import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from django_integration.connection import Database, PoolSettings
 
 SERVER_URLS = {
     "postgresql": "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
@@ -62,3 +65,24 @@ async def throwaway_database(kind: str) -> AsyncIterator[str]:
         async with admin.connect() as connection:
             await connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
         await admin.dispose()
+
+
+@asynccontextmanager
+async def migrated_database(kind: str, tmp_path: Path) -> AsyncIterator[Database]:
+    """The middleware's own tables, migrated, on SQLite in `tmp_path` or on a throwaway
+    PostgreSQL or MariaDB database; disposed afterwards."""
+    if kind == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'middleware.db'}")
+        await database.migrate()
+        try:
+            yield database
+        finally:
+            await database.dispose()
+        return
+    async with throwaway_database(kind) as url:
+        database = Database(url, pool=PoolSettings(size=2, max_overflow=1))
+        try:
+            await database.migrate()
+            yield database
+        finally:
+            await database.dispose()

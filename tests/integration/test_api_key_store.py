@@ -14,9 +14,9 @@ from auth.exceptions import CannotVerify, KeyNameTaken, Unauthenticated
 from auth.key_cache import KeyCache
 from auth.keys import ApiKey, KeyStore
 from auth.scopes import Scope
-from django_integration.connection import Database, PoolSettings
+from django_integration.connection import Database
 from tests.clock import ManualClock
-from tests.integration.databases import throwaway_database
+from tests.integration.databases import migrated_database
 from tests.middleware_server import free_port
 
 RECHECK = 5.0
@@ -24,19 +24,8 @@ RECHECK = 5.0
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 async def store(request, tmp_path) -> AsyncIterator[KeyStore]:
-    if request.param == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / 'keys.db'}")
-        await database.migrate()
+    async with migrated_database(request.param, tmp_path) as database:
         yield KeyStore(database)
-        await database.dispose()
-        return
-    async with throwaway_database(request.param) as url:
-        database = Database(url, pool=PoolSettings(size=2, max_overflow=1))
-        try:
-            await database.migrate()
-            yield KeyStore(database)
-        finally:
-            await database.dispose()
 
 
 async def test_the_store_creates_lists_and_revokes(store: KeyStore) -> None:

@@ -15,10 +15,9 @@ import pytest
 
 from crud.audit import AuditEntry, AuditTrail
 from crud.audit_query import AuditQuery
-from django_integration.connection import Database, PoolSettings
 from tests.api_keys import unique_name
 from tests.backend_server import BackendServer
-from tests.integration.databases import throwaway_database
+from tests.integration.databases import migrated_database, throwaway_database
 from tests.middleware_server import MiddlewareServer
 
 HEX_REQUEST_ID = 32  # a generated request id: uuid4().hex
@@ -26,19 +25,8 @@ HEX_REQUEST_ID = 32  # a generated request id: uuid4().hex
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 async def trail(request, tmp_path) -> AsyncIterator[AuditTrail]:
-    if request.param == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / 'audit.db'}")
-        await database.migrate()
+    async with migrated_database(request.param, tmp_path) as database:
         yield AuditTrail(database, sensitive_fields=())
-        await database.dispose()
-        return
-    async with throwaway_database(request.param) as url:
-        database = Database(url, pool=PoolSettings(size=2, max_overflow=1))
-        try:
-            await database.migrate()
-            yield AuditTrail(database, sensitive_fields=())
-        finally:
-            await database.dispose()
 
 
 async def test_every_free_text_column_is_cut_to_its_width(trail: AuditTrail) -> None:
