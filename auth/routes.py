@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from service.json_route import JsonBodyRoute
+from service.json_route import CheckedRoute
 from service.request_context import current_request_id
 
 from .dependencies import CurrentIdentity
@@ -22,7 +22,7 @@ from .key_changes import ChangeContext, record_created, record_revoked
 from .keys import NAME_PATTERN, KeyStore, check_name
 from .scopes import Scope
 
-router = APIRouter(prefix="/auth", tags=["auth"], route_class=JsonBodyRoute)
+router = APIRouter(prefix="/auth", tags=["auth"], route_class=CheckedRoute)
 
 
 class NewKey(BaseModel):

@@ -14,9 +14,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import ValidationError
 
-from service.json_route import JsonBodyRoute
+from service.json_route import CheckedRoute
 from service.problems import Problem, field_errors_from_pydantic
-from service.request_limits import QUERY_TEXT, bounded_page_size, check_query_values
+from service.request_limits import bounded_page_size, check_query_values
 
 from .bulk import BulkRequest, execute_bulk
 from .models import ENTITY_ID_PATTERN, CrudRequest, FilterOperator, Operation
@@ -27,8 +27,7 @@ from .surface import caller_of, idempotent, respond
 router = APIRouter(
     prefix="/api/{app}/{resource}",
     tags=["rest"],
-    route_class=JsonBodyRoute,
-    dependencies=QUERY_TEXT,
+    route_class=CheckedRoute,
 )
 
 OPERATOR_OF_SUFFIX = {suffix: operator for operator, suffix in LOOKUP_SUFFIX.items() if suffix}
@@ -247,7 +246,7 @@ def _boolean(name: str, value: str) -> bool:
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
-    body = await request.json()  # read, bounded and parsed strictly by JsonBodyRoute
+    body = await request.json()  # read, bounded and parsed strictly by CheckedRoute
     if not isinstance(body, dict):
         raise Problem(
             422,

@@ -1,9 +1,12 @@
-"""Routes whose JSON body is read within the size limit and parsed by the strict reader first.
+"""Routes whose input is checked before FastAPI reads it: the query text, and the JSON body
+within the size limit, parsed by the strict reader.
 
 FastAPI reads a body parameter itself and turns any error raised while reading it into a bare
-400, which would hide a 413 or a 422 naming a limit. So `JsonBodyRoute` reads and checks the
+400, which would hide a 413 or a 422 naming a limit. So `CheckedRoute` reads and checks the
 body before FastAPI's handler runs, and hands that handler (and endpoints that call
-`request.json()`) a request whose body is already read, bounded and parsed.
+`request.json()`) a request whose body is already read, bounded and parsed. The query text is
+checked here too rather than as a FastAPI dependency, which cost 25 us a request (12% of a
+cache hit) in FastAPI's dependency solver.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from starlette.responses import Response
 
 from service.problems import Problem
 from service.request_body import read_body
-from service.request_limits import limits_of
+from service.request_limits import check_query_text, limits_of
 from service.strict_json import parse_strict_json
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -45,11 +48,12 @@ class CheckedJsonRequest(Request):
         return self._parsed
 
 
-class JsonBodyRoute(APIRoute):
+class CheckedRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def read_json_first(request: Request) -> Response:
+            check_query_text(request.scope.get("query_string", b""))
             if request.method in BODY_METHODS:
                 request = await checked_json_request(request)
             return await handler(request)

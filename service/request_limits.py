@@ -66,14 +66,10 @@ def bounded_page_size(request: Request, page_size: int, *, given: bool) -> int:
     )
 
 
-async def check_query_encoding(request: Request) -> None:
+def check_query_text(raw: bytes) -> None:
     """A 422 naming the first query parameter whose name or value is not UTF-8 once
-    percent-decoded; a dependency (`QUERY_TEXT`) of the routes that read text from the query,
-    async so that FastAPI does not send it to a thread.
-
-    Starlette decodes the query string with errors="replace", so `%ff` would reach a filter, a
-    SQL condition or the backend as U+FFFD: only the raw bytes tell."""
-    raw: bytes = request.scope.get("query_string", b"")
+    percent-decoded. Starlette decodes the query string with errors="replace", so `%ff` would
+    reach a filter, a SQL condition or the backend as U+FFFD: only the raw bytes tell."""
     if b"%" not in raw and raw.isascii():  # nothing encoded: nothing to check
         return
 
@@ -82,6 +78,13 @@ async def check_query_encoding(request: Request) -> None:
         if not (_is_utf_8(name) and _is_utf_8(value)):
             shown = name.decode("utf-8", "backslashreplace")
             raise _unacceptable_query(shown, "Is not valid UTF-8 once percent-decoded.")
+
+
+async def check_query_encoding(request: Request) -> None:
+    """`check_query_text` as a dependency (`QUERY_TEXT`), for routes whose router does not use
+    `CheckedRoute` (which checks every request's query itself); async so that FastAPI does
+    not send it to a thread."""
+    check_query_text(request.scope.get("query_string", b""))
 
 
 # `dependencies=` of the routes that read text from the query string.

@@ -17,9 +17,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
-from service.json_route import JsonBodyRoute
+from service.json_route import CheckedRoute
 from service.problems import Problem
-from service.request_limits import QUERY_TEXT
 from telemetry import alert_store
 from telemetry.alert_sink import AlertSink
 from telemetry.comovement import CoMovementQuery, co_moving, snapshot
@@ -30,14 +29,14 @@ from telemetry.rules import RuleIn
 from telemetry.series_store import downsample
 
 # Rules arrive as JSON bodies: the same size limit and strict reader as the CRUD routes.
-router = APIRouter(prefix="/telemetry", tags=["telemetry"], route_class=JsonBodyRoute)
+router = APIRouter(prefix="/telemetry", tags=["telemetry"], route_class=CheckedRoute)
 
 Limit = Annotated[int, Query(ge=1, le=10_000)]
 Kind = Literal["trace", "correlation", "cascade", "metric"]
 State = Literal["pending", "firing", "resolved"]
 
 
-@router.get("/correlations", dependencies=QUERY_TEXT)
+@router.get("/correlations")
 async def get_correlations(
     request: Request,
     service: str | None = None,
@@ -64,12 +63,12 @@ async def get_trace(request: Request, trace_id: str) -> dict[str, Any]:
     return trace
 
 
-@router.get("/services", dependencies=QUERY_TEXT)
+@router.get("/services")
 async def get_services(request: Request, service: str | None = None) -> dict[str, Any]:
     return _pipeline(request).correlator.graph.view(service)
 
 
-@router.get("/series", dependencies=QUERY_TEXT)
+@router.get("/series")
 async def get_series(
     request: Request,
     name: str,
@@ -123,7 +122,7 @@ async def delete_rule(request: Request, rule_id: str) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/alerts", dependencies=QUERY_TEXT)
+@router.get("/alerts")
 async def get_alerts(
     request: Request,
     state: State | None = None,
