@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -222,7 +223,12 @@ def main() -> None:
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=settings.trusted_proxies or None,
     )
-    _Server(config).run()
+    try:
+        _Server(config).run()
+    except KeyboardInterrupt:
+        # On Ctrl-C uvicorn shuts down gracefully, then raises the signal again so that the
+        # process ends by it; the shutdown is logged by then, so end with its status, quietly.
+        raise SystemExit(128 + signal.SIGINT) from None
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ def configure_logging(level: str) -> None:
     # uvicorn's access log and httpx's per-call line would repeat our own request line.
     logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("httpx").setLevel(max(root.level, logging.WARNING))
+    # Alembic announces each of its plugins at every start: seven lines that say nothing.
+    logging.getLogger("alembic.runtime.plugins").setLevel(max(root.level, logging.WARNING))
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
