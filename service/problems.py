@@ -73,6 +73,18 @@ class ProblemJSONResponse(JSONResponse):
             return _LONE_SURROGATE.sub("\ufffd", text).encode("utf-8")
 
 
+def limit_exceeded(field: str, message: str, setting: str, value: int) -> Problem:
+    """The 422 of a request past one of its limits, naming the field, the setting and its
+    value, so the caller knows what to change and the operator what to raise."""
+    return Problem(
+        422,
+        f"{field}: {message} The limit is {setting} = {value}.",
+        title="Request limit exceeded",
+        errors=[{"field": field, "message": message}],
+        extra={"limit": setting, "limit_value": value},
+    )
+
+
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
     instance = request.url.path if request is not None else None
     return ProblemJSONResponse(

@@ -13,7 +13,7 @@ from urllib.parse import unquote_to_bytes
 from fastapi import Depends
 from starlette.requests import Request
 
-from service.problems import Problem
+from service.problems import Problem, limit_exceeded
 from service.settings import Settings
 from service.strict_json import JsonLimits, shown_key, unsafe_text_error
 
@@ -56,14 +56,7 @@ def bounded_page_size(request: Request, page_size: int, *, given: bool) -> int:
         return page_size
     if not given:
         return limit
-    message = f"Must be at most {limit}."
-    raise Problem(
-        422,
-        f"page_size: {message} The limit is request_max_page_size = {limit}.",
-        title="Request limit exceeded",
-        errors=[{"field": "page_size", "message": message}],
-        extra={"limit": "request_max_page_size", "limit_value": limit},
-    )
+    raise limit_exceeded("page_size", f"Must be at most {limit}.", "request_max_page_size", limit)
 
 
 def check_query_text(raw: bytes) -> None:
@@ -97,14 +90,8 @@ def check_query_values(request: Request) -> None:
     for name, value in request.query_params.multi_items():
         if len(value) > max_length or len(name) > max_length:
             message = f"Longer than {max_length} characters."
-            field = shown_key(name)
-            raise Problem(
-                422,
-                f"{field}: {message} The limit is request_max_string_length = {max_length}.",
-                title="Request limit exceeded",
-                errors=[{"field": field, "message": message}],
-                extra={"limit": "request_max_string_length", "limit_value": max_length},
-            )
+            setting = "request_max_string_length"
+            raise limit_exceeded(shown_key(name), message, setting, max_length)
         if message := unsafe_text_error(name) or unsafe_text_error(value):
             raise _unacceptable_query(name, message)
 

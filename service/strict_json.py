@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from service.problems import Problem
+from service.problems import Problem, limit_exceeded
 
 # The backend's integers are 64-bit; a larger one would fail there, not here.
 MIN_INTEGER, MAX_INTEGER = -(2**63), 2**63 - 1
@@ -187,15 +187,8 @@ _LIMIT_MESSAGES = {
 
 
 def _limit(path: tuple[str | int, ...], name: str, value: int) -> Problem:
-    field = dotted(path)
     message = _LIMIT_MESSAGES[name].format(value)
-    return Problem(
-        422,
-        f"{field}: {message} The limit is request_{name} = {value}.",
-        title="Request limit exceeded",
-        errors=[{"field": field, "message": message}],
-        extra={"limit": f"request_{name}", "limit_value": value},
-    )
+    return limit_exceeded(dotted(path), message, f"request_{name}", value)
 
 
 def _unacceptable(path: tuple[str | int, ...], message: str) -> Problem:
