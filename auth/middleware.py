@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.problems import Problem, problem_response
 from service.request_context import caller_bearer_var
 
+from .authenticator import credential_of
 from .gatekeeper import Gatekeeper, Refused, Request
 from .identity import Identity, IdentityKind
 
@@ -50,12 +51,14 @@ class AuthenticationMiddleware:
     async def _call_as(
         self, identity: Identity | None, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        if identity is not None and identity.kind is IdentityKind.JWT:
+        if identity is None or identity.kind is not IdentityKind.JWT:
             await self.app(scope, receive, send)
             return
         # OBSERVER_BACKEND_FORWARD_BEARER passes the caller's token on to the backend: a JWT
-        # may go; one of our API keys must never leave this service.
-        forwarded = caller_bearer_var.set(None)
+        # may go; one of our API keys never leaves this service, so only a JWT is set here.
+        credential = credential_of(scope["headers"])
+        assert credential is not None  # the gatekeeper admitted it
+        forwarded = caller_bearer_var.set(credential.token)
         try:
             await self.app(scope, receive, send)
         finally:

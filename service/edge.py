@@ -1,10 +1,11 @@
 """The one ASGI layer every HTTP request passes through first, and its answer last.
 
-For the length of a request it sets the request id, the W3C trace context and the caller's
-bearer token (request_context.py); on the answer it puts the request id and the security
-headers (security_headers.py); when the request ends it counts it in the metrics and writes its
-log line (request_log.py). One pass over the request's headers and one wrapper around `send`:
-this runs on every call, the CRUD cache miss included, whose added latency has a budget.
+For the length of a request it sets the request id and the W3C trace context
+(request_context.py); on the answer it puts the request id and the security headers
+(security_headers.py); when the request ends it counts it in the metrics and writes its log
+line (request_log.py). The caller's token is set by auth/middleware.py, which knows what it is.
+One pass over the request's headers and one wrapper around `send`: this runs on every call,
+the CRUD cache miss included, whose added latency has a budget.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from .metrics import ServiceMetrics, route_template
 from .request_context import (
     VALID_REQUEST_ID,
     TraceContext,
-    caller_bearer_var,
-    parse_bearer,
     parse_traceparent,
     request_id_var,
     trace_var,
@@ -43,10 +42,9 @@ class EdgeMiddleware:
             return
 
         started = time.perf_counter()
-        request_id, traceparent, authorization = _caller_headers(scope["headers"])
+        request_id, traceparent = _caller_headers(scope["headers"])
         request_id_token = request_id_var.set(request_id)
         trace_token = trace_var.set(parse_traceparent(traceparent) or TraceContext.new())
-        bearer_token = caller_bearer_var.set(parse_bearer(authorization))
 
         no_store = scope["path"] not in self._cacheable_paths
         answer_headers = ((b"x-request-id", request_id.encode()),)
@@ -66,21 +64,18 @@ class EdgeMiddleware:
             seconds = time.perf_counter() - started
             self._metrics.observe_request(route_template(scope), scope["method"], status, seconds)
             log_request(scope["method"], scope["path"], status, seconds, request_id)
-            caller_bearer_var.reset(bearer_token)
             trace_var.reset(trace_token)
             request_id_var.reset(request_id_token)
 
 
-def _caller_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, str | None, str | None]:
-    """The request id (the caller's if it is a plain token, else a new one), the traceparent
-    and the Authorization header, in one pass over the headers."""
-    request_id = traceparent = authorization = None
+def _caller_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, str | None]:
+    """The request id (the caller's if it is a plain token, else a new one) and the
+    traceparent, in one pass over the headers."""
+    request_id = traceparent = None
     for name, value in headers:
         if name == b"x-request-id" and request_id is None:
             candidate = value.decode("latin-1")
             request_id = candidate if VALID_REQUEST_ID.fullmatch(candidate) else ""
         elif name == b"traceparent" and traceparent is None:
             traceparent = value.decode("latin-1")
-        elif name == b"authorization" and authorization is None:
-            authorization = value.decode("latin-1")
-    return request_id or uuid.uuid4().hex, traceparent, authorization
+    return request_id or uuid.uuid4().hex, traceparent

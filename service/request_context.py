@@ -1,7 +1,8 @@
 """Per-request values that code deep in a call needs without threading them through.
 
-`service/edge.py` sets them for each request: its id, the W3C trace context, and the caller's
-bearer token (forwarded to the backend only when `backend_forward_bearer` is on).
+`service/edge.py` sets the request's id and W3C trace context; `auth/middleware.py` sets the
+caller's bearer token when it is a JWT (forwarded to the backend only when
+`backend_forward_bearer` is on; an API key of ours never is).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ trace_var: ContextVar[TraceContext | None] = ContextVar("trace", default=None)
 
 # W3C Trace Context, section 3.2: version 00, 32 hex trace id, 16 hex parent id, 2 hex flags.
 TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
-BEARER = re.compile(r"Bearer +([A-Za-z0-9\-._~+/]+=*)", re.IGNORECASE)
 # A caller's request id is echoed into headers and logs: accept only a plain token, and only
 # one that fits the audit trail's `request_id` column (else a new id is made for the request).
 MAX_REQUEST_ID_LENGTH = 100
@@ -56,8 +56,3 @@ def parse_traceparent(value: str | None) -> TraceContext | None:
     if match is None or set(match.group(1)) == {"0"} or set(match.group(2)) == {"0"}:
         return None
     return TraceContext(match.group(1), match.group(3))
-
-
-def parse_bearer(value: str | None) -> str | None:
-    match = BEARER.fullmatch((value or "").strip())
-    return match.group(1) if match else None
