@@ -76,8 +76,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as data, BackendServer() as backend:
         env = {
-            "OBSERVER_BACKEND_URL": backend.url,
-            "OBSERVER_BACKEND_TOKEN": backend.token,
+            **backend.env,
             "OBSERVER_LOG_LEVEL": "WARNING",
         }
         with (

@@ -206,7 +206,7 @@ def resident_mb(pid: int) -> float:
 def start_service(data_dir: Path, backend: BackendServer | None) -> tuple[MiddlewareServer, int]:
     env = dict(ENV)
     if backend is not None:
-        env.update(OBSERVER_BACKEND_URL=backend.url, OBSERVER_BACKEND_TOKEN=backend.token)
+        env.update(backend.env)
     server = MiddlewareServer(data_dir, env=env).start()
     assert server._process is not None
     return server, server._process.pid

@@ -51,6 +51,11 @@ class BackendServer:
         return {"Authorization": f"Token {self.token}"}
 
     @property
+    def env(self) -> dict[str, str]:
+        """The middleware's settings for calling this backend."""
+        return {"OBSERVER_BACKEND_URL": self.url, "OBSERVER_BACKEND_TOKEN": self.token}
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 

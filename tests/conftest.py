@@ -24,8 +24,7 @@ def backend() -> Iterator[BackendServer]:
 @pytest.fixture(scope="session")
 def middleware(backend: BackendServer, tmp_path_factory: pytest.TempPathFactory):
     env = {
-        "OBSERVER_BACKEND_URL": backend.url,
-        "OBSERVER_BACKEND_TOKEN": backend.token,
+        **backend.env,
         # Short, so that applications and rules created by a test reach the pipeline soon.
         "OBSERVER_TELEMETRY_SERVICE_FACTS_TTL_SECONDS": "0.2",
     }

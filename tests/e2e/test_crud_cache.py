@@ -70,8 +70,7 @@ def test_every_kind_of_write_invalidates_lists(api: httpx.Client, write: str) ->
 def test_stale_read_when_the_backend_is_down(tmp_path) -> None:
     with BackendServer() as backend:
         env = {
-            "OBSERVER_BACKEND_URL": backend.url,
-            "OBSERVER_BACKEND_TOKEN": backend.token,
+            **backend.env,
             "OBSERVER_CACHE_TTL_SECONDS": "0.2",
             "OBSERVER_BACKEND_RETRY_ATTEMPTS": "1",
         }
@@ -112,8 +111,7 @@ def test_instances_sharing_redis_see_each_others_invalidations(backend, tmp_path
         pytest.skip("Redis not reachable on 127.0.0.1:6379; start it to run this test")
     prefix = f"observer-test-{uuid.uuid4().hex[:8]}:"
     env = {
-        "OBSERVER_BACKEND_URL": backend.url,
-        "OBSERVER_BACKEND_TOKEN": backend.token,
+        **backend.env,
         "OBSERVER_REDIS_URL": "redis://127.0.0.1:6379/0",
         "OBSERVER_CACHE_KEY_PREFIX": prefix,
     }

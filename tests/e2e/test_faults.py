@@ -36,8 +36,7 @@ NO_CACHE = {"OBSERVER_CACHE_TTL_SECONDS": "0", "OBSERVER_CACHE_STALE_SECONDS": "
 
 def backend_env(backend: BackendServer, **extra: str) -> dict[str, str]:
     return {
-        "OBSERVER_BACKEND_URL": backend.url,
-        "OBSERVER_BACKEND_TOKEN": backend.token,
+        **backend.env,
         "OBSERVER_DISCOVERY_INTERVAL_SECONDS": "600",
         **NO_CACHE,
         **extra,

@@ -71,8 +71,7 @@ def test_a_write_with_a_long_request_id_and_user_agent_is_audited_on_postgresql(
     backend: BackendServer, postgres_url: str, tmp_path
 ) -> None:
     env = {
-        "OBSERVER_BACKEND_URL": backend.url,
-        "OBSERVER_BACKEND_TOKEN": backend.token,
+        **backend.env,
         "OBSERVER_DATABASE_URL": postgres_url,
     }
     agent = "long-agent/" + "x" * 989  # 1,000 characters

@@ -61,8 +61,7 @@ def test_backend_without_conditional_writes_falls_back_to_a_lock(backend, tmp_pa
     overrides = tmp_path / "entities.json"
     overrides.write_text(json.dumps({"notification.channels": {"conditional_writes": False}}))
     env = {
-        "OBSERVER_BACKEND_URL": backend.url,
-        "OBSERVER_BACKEND_TOKEN": backend.token,
+        **backend.env,
         "OBSERVER_ENTITY_OVERRIDES_FILE": str(overrides),
     }
     with MiddlewareServer(tmp_path / "mw", env=env) as server:

@@ -45,8 +45,7 @@ def client(
 @pytest.fixture(scope="session")
 def strict(backend: BackendServer, tmp_path_factory: pytest.TempPathFactory):
     env = {
-        "OBSERVER_BACKEND_URL": backend.url,
-        "OBSERVER_BACKEND_TOKEN": backend.token,
+        **backend.env,
         "OBSERVER_AUTH_JWT_SECRET": JWT_SECRET,
         "OBSERVER_AUTH_JWT_ISSUER": ISSUER,
         "OBSERVER_AUTH_JWT_AUDIENCE": AUDIENCE,

@@ -53,8 +53,7 @@ def test_a_revoke_through_another_instance_arrives_within_the_recheck(backend, t
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     key = run_cli(url, "create", "--name", "dashboard", "--scope", "crud:read").stdout.strip()
     env = {
-        "OBSERVER_BACKEND_URL": backend.url,
-        "OBSERVER_BACKEND_TOKEN": backend.token,
+        **backend.env,
         "OBSERVER_DATABASE_URL": url,
         "OBSERVER_AUTH_KEY_RECHECK_SECONDS": "0.5",
     }

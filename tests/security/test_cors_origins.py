@@ -18,8 +18,7 @@ PREFLIGHT = "access-control-request-method"
 @pytest.fixture(scope="module")
 def cors_server(backend: BackendServer, tmp_path_factory: pytest.TempPathFactory):
     env = {
-        "OBSERVER_BACKEND_URL": backend.url,
-        "OBSERVER_BACKEND_TOKEN": backend.token,
+        **backend.env,
         "OBSERVER_CORS_ALLOWED_ORIGINS": f'["{DASHBOARD}", "http://127.0.0.1:3000"]',
     }
     with MiddlewareServer(tmp_path_factory.mktemp("cors"), env=env) as server:

@@ -16,8 +16,7 @@ KEY = re.compile(r"oek_[0-9a-f]{16}_[A-Za-z0-9_-]{43}")
 
 def test_first_start_prints_an_admin_key_once_and_stores_its_hash(backend, tmp_path) -> None:
     env = {
-        "OBSERVER_BACKEND_URL": backend.url,
-        "OBSERVER_BACKEND_TOKEN": backend.token,
+        **backend.env,
         "OBSERVER_ADMIN_API_KEY": "",  # none in the environment
     }
     with MiddlewareServer(tmp_path, env=env, separate_stdout=True) as first:

@@ -50,7 +50,7 @@ BOUNDED = settings(
 def fuzzed_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MiddlewareServer]:
     env = {"OBSERVER_ADMIN_API_KEY": ADMIN_KEY, "OBSERVER_TELEMETRY_ALERTS_TO_BACKEND": "false"}
     with BackendServer() as backend:
-        env |= {"OBSERVER_BACKEND_URL": backend.url, "OBSERVER_BACKEND_TOKEN": backend.token}
+        env |= backend.env
         data_dir: Path = tmp_path_factory.mktemp("fuzzed")
         with MiddlewareServer(data_dir, env=env) as server:
             yield server

@@ -24,8 +24,7 @@ PROBLEM = "application/problem+json"
 @pytest.fixture(scope="module")
 def tight(backend: BackendServer, tmp_path_factory: pytest.TempPathFactory):
     env = {
-        "OBSERVER_BACKEND_URL": backend.url,
-        "OBSERVER_BACKEND_TOKEN": backend.token,
+        **backend.env,
         "OBSERVER_REQUEST_MAX_BODY_BYTES": str(MAX_BODY),
         "OBSERVER_REQUEST_MAX_JSON_DEPTH": str(MAX_DEPTH),
         "OBSERVER_REQUEST_MAX_STRING_LENGTH": str(MAX_STRING),

@@ -43,8 +43,7 @@ def test_x_forwarded_for_from_loopback_is_ignored_by_default(middleware) -> None
 @pytest.fixture(scope="module")
 def behind_proxy(backend: BackendServer, tmp_path_factory: pytest.TempPathFactory):
     env = {
-        "OBSERVER_BACKEND_URL": backend.url,
-        "OBSERVER_BACKEND_TOKEN": backend.token,
+        **backend.env,
         "OBSERVER_TRUSTED_PROXIES": '["192.0.2.0/24", "127.0.0.1"]',
     }
     with MiddlewareServer(tmp_path_factory.mktemp("proxied"), env=env) as server:
