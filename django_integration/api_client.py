@@ -49,7 +49,7 @@ class BackendClient:
             max_connections=settings.backend_max_connections,
             max_keepalive_connections=settings.backend_max_connections,
         )
-        self._http = httpx.AsyncClient(
+        self._http = _CookielessClient(
             base_url=self.base_url,
             transport=transport or socket_transport(settings.backend_http_transport, limits),
             headers={"Accept": "application/json"},
@@ -135,6 +135,13 @@ class BackendClient:
         json: Any,
         headers: dict[str, str],
     ) -> httpx.Response:
+        # Most calls succeed at once; tenacity's machinery (about 20 us) is only set up once
+        # the first attempt has failed, and is then handed that failure to judge as its own.
+        try:
+            return await self._send_once(method, path, params, json, headers)
+        except Exception as failure:
+            first_failure: Exception | None = failure
+
         retrying = AsyncRetrying(
             stop=policy.should_stop,
             wait=policy.wait,
@@ -146,6 +153,9 @@ class BackendClient:
         try:
             async for attempt in retrying:
                 with attempt:
+                    if first_failure is not None:
+                        replayed, first_failure = first_failure, None
+                        raise replayed
                     return await self._send_once(method, path, params, json, headers)
         except RetryableStatus as exhausted:
             return exhausted.response
@@ -221,6 +231,32 @@ class BackendClient:
             state.attempt_number + 1,
             state.upcoming_sleep,
         )
+
+
+class _NoCookies(httpx.Cookies):
+    """A jar that keeps nothing."""
+
+    def set(self, name: str, value: str, domain: str = "", path: str = "/") -> None:
+        return None
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+class _CookielessClient(httpx.AsyncClient):
+    """One client serves every caller, so a cookie set in one caller's answer must never ride
+    along on another caller's call; skipping the jar also saves about 25 us a call."""
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return _NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, cookies: object) -> None:
+        return None  # httpx's constructor sets an empty jar; there is nothing to keep
+
+
+_NO_COOKIES = _NoCookies()
 
 
 def _transport_outcome(exc: httpx.TransportError) -> str:

@@ -208,6 +208,19 @@ async def test_service_token_request_id_and_a_new_trace_are_sent(backend: Script
     assert (version, len(trace_id), len(span_id), flags) == ("00", 32, 16, "01")
 
 
+async def test_a_cookie_the_backend_sets_is_never_sent_back(backend: ScriptedBackend) -> None:
+    # The one client serves every caller: a cookie in one caller's answer must not ride
+    # along on the next caller's call.
+    backend.script(Answer(200, {}, headers={"Set-Cookie": "sessionid=caller-a; Path=/"}))
+    client = await client_for(backend.url)
+    try:
+        await client.request("GET", "/api/health/")
+        await client.request("GET", "/api/health/")
+    finally:
+        await client.close()
+    assert [("cookie" in call.headers) for call in backend.received] == [False, False]
+
+
 async def test_the_callers_trace_is_continued(backend: ScriptedBackend) -> None:
     client = await client_for(backend.url)
     trace_token = trace_var.set(TraceContext("4bf92f3577b34da6a3ce929d0e0e4736", "00"))
