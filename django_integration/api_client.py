@@ -49,9 +49,11 @@ class BackendClient:
             max_connections=settings.backend_max_connections,
             max_keepalive_connections=settings.backend_max_connections,
         )
+        scheme = httpx.URL(self.base_url).scheme
         self._http = _CookielessClient(
             base_url=self.base_url,
-            transport=transport or socket_transport(settings.backend_http_transport, limits),
+            transport=transport
+            or socket_transport(settings.backend_http_transport, limits, scheme),
             headers={"Accept": "application/json"},
             timeout=httpx.Timeout(
                 connect=settings.backend_connect_timeout,

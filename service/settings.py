@@ -39,8 +39,9 @@ class Settings(BaseSettings):
     # Empty: run the reference backend in-process (see django_integration/embedded.py).
     backend_url: str = ""
     backend_token: str = ""
-    # aiohttp's sockets under the httpx client (faster), or httpx's own httpcore.
-    backend_http_transport: Literal["aiohttp", "httpcore"] = "aiohttp"
+    # The sockets under the httpx client, fastest first (see django_integration/transport.py);
+    # http1 falls back to aiohttp for an https backend.
+    backend_http_transport: Literal["http1", "aiohttp", "httpcore"] = "http1"
     backend_connect_timeout: float = Field(2.0, gt=0)
     backend_read_timeout: float = Field(10.0, gt=0)
     backend_write_timeout: float = Field(10.0, gt=0)
