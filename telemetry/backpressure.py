@@ -26,6 +26,19 @@ def point_bytes(point: dict[str, Any]) -> int:
     return size
 
 
+def batch_bytes(points: list[dict[str, Any]]) -> list[int]:
+    """`point_bytes` of each point, without a call per point."""
+    sizes = []
+    for point in points:
+        attributes = point["attributes"]
+        message = point["message"]
+        size = POINT_OVERHEAD_BYTES + len(point["name"]) + (0 if message is None else len(message))
+        for key, value in attributes.items():
+            size += 64 + len(key) + (len(value) if isinstance(value, str) else 0)
+        sizes.append(size)
+    return sizes
+
+
 class PointQueue:
     def __init__(self, capacity: int, capacity_bytes: int | None = None) -> None:
         self.capacity = capacity
@@ -71,9 +84,14 @@ class PointQueue:
     def take(self, limit: int) -> tuple[list[dict[str, Any]], int]:
         """Hand the worker up to `limit` points and their bytes; they stay queued until `done`."""
         count = min(limit, len(self._points))
-        popleft, pop_size = self._points.popleft, self._sizes.popleft
-        batch = [popleft() for _ in range(count)]
-        size = sum(pop_size() for _ in range(count))
+        if count == len(self._points):  # all of them: no pop per point
+            batch, size = list(self._points), sum(self._sizes)
+            self._points.clear()
+            self._sizes.clear()
+        else:
+            popleft, pop_size = self._points.popleft, self._sizes.popleft
+            batch = [popleft() for _ in range(count)]
+            size = sum(pop_size() for _ in range(count))
         self._in_flight += count
         return batch, size
 

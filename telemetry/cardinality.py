@@ -30,6 +30,12 @@ class CardinalityLimit:
     def __len__(self) -> int:
         return len(self._known)
 
+    def admit_all(self, keys: list[SeriesKey]) -> list[SeriesKey]:
+        """`admit` for each key in turn."""
+        if self._known.issuperset(keys):  # the usual case: every series seen before
+            return keys
+        return [self.admit(key) for key in keys]
+
     def admit(self, key: SeriesKey) -> SeriesKey:
         """The series the point is counted in: its own, or an overflow series."""
         if key in self._known:

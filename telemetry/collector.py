@@ -10,6 +10,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 import limits
@@ -18,9 +19,10 @@ from limits.strategies import SlidingWindowCounterRateLimiter
 
 from service.problems import Problem
 from service.settings import Settings
-from telemetry.backpressure import PointQueue, point_bytes
+from telemetry.backpressure import PointQueue, batch_bytes
 from telemetry.dedup import DedupWindow
-from telemetry.points import PointLimits, PointReader, dedup_key, describe, parse_point
+from telemetry.point_batches import dedup_keys, parse_points
+from telemetry.points import BatchReader, PointLimits, describe, parse_point
 
 logger = logging.getLogger(__name__)
 
@@ -81,13 +83,13 @@ class Collector:
         items: list[Any],
         client: str,
         rate_key: str | None = None,
-        read: PointReader = parse_point,
+        read: BatchReader = parse_points,
     ) -> dict[str, Any]:
         """Admit a batch; the 202 body, or a Problem when the whole batch is refused.
 
         `client` is the sender's address (the enricher classifies it); the rate limit is kept
-        per `rate_key` (the API key's name), per address when there is none. `read` turns each
-        item into a point: posted JSON by default, `check_typed_point` for OTLP's points.
+        per `rate_key` (the API key's name), per address when there is none. `read` turns the
+        items into points: posted JSON by default, `check_typed_points` for OTLP's points.
         """
         self.counters["received"] += len(items)
         if not self.accepting:
@@ -101,7 +103,7 @@ class Collector:
         # In time order, so a request's backfill reaches the analyzer oldest first even when
         # the worker splits it over several batches.
         fresh.sort(key=_event_time)
-        sizes = [point_bytes(point) for point in fresh]
+        sizes = batch_bytes(fresh)
         if not self._queue.could_hold(len(fresh), sum(sizes)):
             self._refuse(len(items))
             raise Problem(
@@ -151,29 +153,26 @@ class Collector:
         )
 
     def _sort_out(
-        self, items: list[Any], now: float, client: str, read: PointReader
+        self, items: list[Any], now: float, client: str, read: BatchReader
     ) -> tuple[list[dict[str, Any]], list[int], list[dict[str, Any]], int]:
         """Split items into fresh points (with fingerprints), rejections and a duplicate count."""
-        valid: list[dict[str, Any]] = []
-        valid_keys: list[int] = []
-        rejected: list[dict[str, Any]] = []
-        for index, item in enumerate(items):
-            point, errors = read(item, now, self._limits)
-            if point is None:
-                rejected.append({"index": index, "reason": describe(errors)})
-                continue
-            # The enricher classifies the sender's address; it is not part of the series.
+        valid, rejections = read(items, now, self._limits)
+        rejected = [{"index": index, "reason": describe(errors)} for index, errors in rejections]
+        # The enricher classifies the sender's address; it is not part of the series.
+        for point in valid:
             point["client_address"] = client
-            valid.append(point)
-            valid_keys.append(dedup_key(point))
+        valid_keys = dedup_keys(valid)
 
         # One lookup for the whole request against what earlier requests left in the window.
         self._dedup.expire(now)
-        remembered = self._dedup.seen(valid_keys).tolist()
+        remembered = self._dedup.seen(valid_keys)
+        if not remembered.any() and len(set(valid_keys)) == len(valid_keys):
+            return valid, valid_keys, rejected, 0  # nothing re-sent, the usual case
+
         fresh: list[dict[str, Any]] = []
         keys: list[int] = []
         in_request: set[int] = set()
-        for point, key, old in zip(valid, valid_keys, remembered, strict=True):
+        for point, key, old in zip(valid, valid_keys, remembered.tolist(), strict=True):
             if old or key in in_request:
                 continue
             in_request.add(key)
@@ -198,8 +197,7 @@ class Collector:
         return min(_MAX_RETRY_AFTER, max(1, math.ceil(excess / rate)))
 
 
-def _event_time(point: dict[str, Any]) -> float:
-    return point["ts"]
+_event_time = itemgetter("ts")
 
 
 def _retry(seconds: int) -> dict[str, str]:

@@ -10,14 +10,17 @@ bounded: groups and traces are LRUs, the graph has an edge limit.
 from __future__ import annotations
 
 from collections import OrderedDict
+from operator import itemgetter
 from typing import Any
 
 from telemetry.cascades import CascadeDetector
 from telemetry.dependencies import ServiceGraph
-from telemetry.points import is_error, iso
+from telemetry.points import ERROR_SEVERITIES, is_error, iso
 from telemetry.traces import TraceStore
 
 MAX_MEMBERS = 50
+_links = itemgetter("trace_id", "span_id", "correlation_id")
+_type, _severity = itemgetter("type"), itemgetter("severity")
 
 _MEMBER_FIELDS = ("type", "service", "name", "severity", "span_id", "parent_span_id", "message")
 
@@ -56,7 +59,8 @@ class Correlator:
 
     def correlate(self, points: list[dict[str, Any]]) -> None:
         errors: list[tuple[float, str]] = []
-        for point in points:
+        linked = points if _any_linked(points) else []
+        for point in linked:
             error = is_error(point)
             if error:
                 errors.append((point["ts"], point["service"]))
@@ -198,6 +202,16 @@ class Correlator:
             "member_count": group["member_count"],
             "members": [member_view(member) for member in members],
         }
+
+
+def _any_linked(points: list[dict[str, Any]]) -> bool:
+    """Whether any point is a span, an error or carries an id: a batch of plain metrics (most
+    batches) has nothing to correlate, which three checks in C settle."""
+    if set(map(_links, points)) - {(None, None, None)}:
+        return True
+    if "trace" in set(map(_type, points)):
+        return True
+    return not ERROR_SEVERITIES.isdisjoint(map(_severity, points))
 
 
 def _correlation_key(point: dict[str, Any]) -> tuple[str, str] | None:

@@ -43,7 +43,10 @@ class DedupWindow:
     def seen(self, keys: list[int]) -> np.ndarray:
         """A boolean mask: which of these fingerprints are remembered."""
         opened = self._open
-        mask = np.fromiter((key in opened for key in keys), dtype=bool, count=len(keys))
+        if opened.isdisjoint(keys):  # the usual case, settled in C
+            mask = np.zeros(len(keys), dtype=bool)
+        else:
+            mask = np.fromiter(map(opened.__contains__, keys), dtype=bool, count=len(keys))
         if not self._sealed or not keys:
             return mask
 

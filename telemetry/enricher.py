@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from itertools import repeat
+from operator import is_not, itemgetter
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,6 +29,9 @@ FACT_FIELDS = {
     "service_version": "app_version",
 }
 _NO_FACTS: dict[str, Any] = {}
+_service = itemgetter("service")
+# The fact fields a posted point does not carry; the environment it may.
+_FACTS_NOT_POSTED = [field for field in FACT_FIELDS if field != "environment"]
 # Zone offsets change on whole minutes, so one lookup per minute of event time is exact.
 _OFFSET_STEP = 60
 
@@ -69,8 +74,40 @@ class Enricher:
         # 1970-01-01 was a Thursday: weekday 3 with Monday as 0, as in Python's datetime.
         weekdays = ((seconds // 86400 + 3) % 7).tolist()
 
+        if _facts_unset(batch.points):
+            self._enrich_by_sender(batch.points, hours, weekdays)
+        else:  # a point brought facts of its own: fill in around them
+            self._enrich_each(batch.points, hours, weekdays)
+
+    def _enrich_by_sender(
+        self, points: list[dict[str, Any]], hours: list[int], weekdays: list[int]
+    ) -> None:
+        """Few services and senders per batch: each one's fields are looked up once."""
+        addresses = map(dict.get, points, repeat("client_address"))
+        posted = map(is_not, map(dict.get, points, repeat("environment")), repeat(None))
+        senders = list(zip(map(_service, points), addresses, posted, strict=True))
+        context = {sender: self._context(*sender) for sender in set(senders)}
+        contexts = map(context.__getitem__, senders)
+        for point, hour, weekday, fields in zip(points, hours, weekdays, contexts, strict=True):
+            point["hour_of_day"] = hour
+            point["weekday"] = weekday
+            point.update(fields)
+
+    def _context(self, service: str, address: str | None, has_environment: bool) -> dict[str, Any]:
+        """What a point of the service sent from the address gains, in the order it gains it;
+        a point's own environment is kept."""
+        facts = self._facts.get(service, _NO_FACTS)
+        context = {field: facts.get(field) for field in FACT_FIELDS}
+        if has_environment:
+            del context["environment"]
+        context.update(self._addresses.describe(address))
+        return context
+
+    def _enrich_each(
+        self, points: list[dict[str, Any]], hours: list[int], weekdays: list[int]
+    ) -> None:
         describe = self._addresses.describe
-        for point, hour, weekday in zip(batch.points, hours, weekdays, strict=True):
+        for point, hour, weekday in zip(points, hours, weekdays, strict=True):
             point["hour_of_day"] = hour
             point["weekday"] = weekday
             facts = self._facts.get(point["service"], _NO_FACTS)
@@ -124,6 +161,16 @@ def load_service_map(path: Path) -> dict[str, dict[str, Any]]:
         }
         for service, facts in raw.items()
     }
+
+
+def _facts_unset(points: list[dict[str, Any]]) -> bool:
+    """Whether no point has a value for a fact field other than the environment, as points from
+    the collector have not."""
+    count = len(points)
+    return all(
+        list(map(dict.get, points, repeat(field))).count(None) == count
+        for field in _FACTS_NOT_POSTED
+    )
 
 
 def _offset(instant: float, zone: ZoneInfo) -> float:

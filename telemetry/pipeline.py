@@ -21,7 +21,8 @@ from telemetry.backpressure import PointQueue
 from telemetry.collector import Collector
 from telemetry.correlator import Correlator
 from telemetry.enricher import Enricher
-from telemetry.points import PointReader, parse_point
+from telemetry.point_batches import parse_points
+from telemetry.points import BatchReader
 from telemetry.processor import Processor
 from telemetry.sources import BackendSources, CachedRecords
 
@@ -111,7 +112,7 @@ class Pipeline:
         items: list[Any],
         client: str,
         rate_key: str | None = None,
-        read: PointReader = parse_point,
+        read: BatchReader = parse_points,
     ) -> dict[str, Any]:
         """Admit a batch of points (or raise a Problem) and wake the worker; `read` as in
         `Collector.admit`."""

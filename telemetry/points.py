@@ -3,6 +3,8 @@
 A valid point keeps its fields under their posted names, with `timestamp` replaced by `ts`
 (float Unix seconds, UTC) and `severity` lower-cased. Points stay plain dicts on purpose: the
 pipeline moves tens of thousands a second and a class per point would cost more than it says.
+The collector reads a request a batch at a time (point_batches.py), with the verdicts the
+per-item functions here give.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from service.strict_json import UNSAFE_TEXT
 POINT_TYPES = frozenset({"metric", "log", "trace", "event"})
 ERROR_SEVERITIES = frozenset({"error", "critical", "fatal"})
 
-_TEXT_FIELDS = (
+TEXT_FIELDS = (
     "unit",
     "service",
     "host",
@@ -69,20 +71,24 @@ POINT_FIELDS = (
     "ts",
     "value",
     "duration_ms",
-    *_TEXT_FIELDS,
+    *TEXT_FIELDS,
     "message",
     "attributes",
 )
 
 
-class TypedPoint(dict[str, Any]):
-    """A point built from typed input (OTLP messages) with POINT_FIELDS in order and of the
-    normalised types, `ts` None for the arrival time; `check_typed_point` checks its limits."""
+# A point built from typed input (OTLP messages): a dict with POINT_FIELDS in order and of the
+# normalised types, `ts` None for the arrival time; `check_typed_point` checks its limits.
+TypedPoint = dict[str, Any]
 
 
-# How the collector reads one item of a batch: `parse_point` for posted JSON,
-# `check_typed_point` for points built from OTLP messages.
+# How one item is read: `parse_point` for posted JSON, `check_typed_point` for points built from
+# OTLP messages.
 PointReader = Callable[[Any, float, PointLimits], tuple[dict[str, Any] | None, list[FieldError]]]
+# A batch read: its valid points in order, and the index and field errors of every other item.
+Readout = tuple[list[dict[str, Any]], list[tuple[int, list[FieldError]]]]
+# How the collector reads a batch: `parse_points` or `check_typed_points` (point_batches.py).
+BatchReader = Callable[[list[Any], float, PointLimits], Readout]
 
 
 def parse_point(
@@ -100,7 +106,7 @@ def parse_point(
     point["ts"] = _timestamp(raw.get("timestamp", now), errors)
     point["value"] = _optional_number("value", raw.get("value"), errors)
     point["duration_ms"] = _optional_number("duration_ms", raw.get("duration_ms"), errors)
-    for field in _TEXT_FIELDS:
+    for field in TEXT_FIELDS:
         text = raw.get(field)
         # Most points carry few of these; an absent one costs a lookup, not a call.
         point[field] = (
@@ -148,7 +154,7 @@ def dedup_key(point: dict[str, Any]) -> int:
             point["value"],
             point["duration_ms"],
             point["message"],
-            # Written out rather than looped over _TEXT_FIELDS: this runs for every point.
+            # Written out rather than looped over TEXT_FIELDS: this runs for every point.
             point["unit"],
             point["service"],
             point["host"],
@@ -217,7 +223,7 @@ def check_typed_point(
     """A typed point within its limits as a plain point; otherwise the full validation decides,
     so a rejection reads exactly as it would for the same point posted as JSON."""
     ts = now if point["ts"] is None else point["ts"]
-    if not _within_limits(point, ts, now, limits):
+    if not within_limits(point, ts, now, limits):
         posted = {field: value for field, value in point.items() if value is not None}
         if "ts" in posted:
             posted["timestamp"] = posted.pop("ts")
@@ -232,7 +238,7 @@ def check_typed_point(
     return normal, []
 
 
-def _within_limits(point: TypedPoint, ts: float, now: float, limits: PointLimits) -> bool:
+def within_limits(point: TypedPoint, ts: float, now: float, limits: PointLimits) -> bool:
     """Whether parse_point would accept the point: its checks, less those the types make moot."""
     name = point["name"]
     if len(name) > limits.max_name or not name.strip():
@@ -252,32 +258,32 @@ def _within_limits(point: TypedPoint, ts: float, now: float, limits: PointLimits
         return False
 
     message = point["message"] or ""
-    if len(message) > limits.max_message or not (_is_clean(message) and _is_clean(name)):
+    if len(message) > limits.max_message or not (is_clean_text(message) and is_clean_text(name)):
         return False
     max_text = limits.max_text
     # filter and map rather than a loop over the fields, and isprintable() before any call:
     # this runs for every point, and isprintable() alone settles almost every string.
-    for text in filter(None, map(point.__getitem__, _TEXT_FIELDS)):
-        if len(text) > max_text or not (text.isprintable() or _text_error(text) is None):
+    for text in filter(None, map(point.__getitem__, TEXT_FIELDS)):
+        if len(text) > max_text or not (text.isprintable() or text_error(text) is None):
             return False
 
     attributes = point["attributes"]
     if len(attributes) > limits.max_attributes:
         return False
     for key, item in attributes.items():
-        if len(key) > limits.max_name or not (key.isprintable() or _text_error(key) is None):
+        if len(key) > limits.max_name or not (key.isprintable() or text_error(key) is None):
             return False
         if type(item) is str:
-            if len(item) > max_text or not (item.isprintable() or _text_error(item) is None):
+            if len(item) > max_text or not (item.isprintable() or text_error(item) is None):
                 return False
         elif type(item) is float and not math.isfinite(item):
             return False
     return True
 
 
-def _is_clean(text: str) -> bool:
-    """Whether parse_point would keep the text (see _text_error)."""
-    return text.isprintable() or _text_error(text) is None
+def is_clean_text(text: str) -> bool:
+    """Whether parse_point would keep the text (see text_error)."""
+    return text.isprintable() or text_error(text) is None
 
 
 def _fields(errors: list[FieldError]) -> set[str]:
@@ -301,7 +307,7 @@ def _name(value: Any, limit: int, errors: list[FieldError]) -> str:
         return ""
     if len(value) > limit:
         errors.append(("name", f"must be at most {limit} characters"))
-    if not value.isprintable() and (reason := _text_error(value)):
+    if not value.isprintable() and (reason := text_error(value)):
         errors.append(("name", reason))
     return value
 
@@ -322,7 +328,7 @@ def _is_finite(value: Any) -> bool:
         return False
 
 
-def _text_error(text: str) -> str | None:
+def text_error(text: str) -> str | None:
     """Why the text cannot be kept: a C0 control other than tab, line feed and carriage return,
     DEL, or a lone surrogate (what JSON's \\ud800 escapes decode to); None if it can."""
     if text.isprintable():  # the common case: one pass in C, and none of those is printable
@@ -368,7 +374,7 @@ def _optional_text(field: str, value: Any, limit: int, errors: list[FieldError])
         return None
     if len(value) > limit:
         errors.append((field, f"must be at most {limit} characters"))
-    if not value.isprintable() and (reason := _text_error(value)):
+    if not value.isprintable() and (reason := text_error(value)):
         errors.append((field, reason))
     return value
 
@@ -386,7 +392,7 @@ def _attributes(value: Any, limits: PointLimits, errors: list[FieldError]) -> di
     for key, item in value.items():
         if len(key) > limits.max_name:
             errors.append(("attributes", f"keys must be at most {limits.max_name} characters"))
-        if not key.isprintable() and (reason := _text_error(key)):
+        if not key.isprintable() and (reason := text_error(key)):
             # The key itself cannot go into the reason: it would not encode, or not print.
             errors.append(("attributes", f"keys {reason}"))
             continue
@@ -394,7 +400,7 @@ def _attributes(value: Any, limits: PointLimits, errors: list[FieldError]) -> di
             if len(item) > limits.max_text:
                 message = f"must be at most {limits.max_text} characters"
                 errors.append((f"attributes.{key}", message))
-            if not item.isprintable() and (reason := _text_error(item)):
+            if not item.isprintable() and (reason := text_error(item)):
                 errors.append((f"attributes.{key}", reason))
             continue
         scalar = isinstance(item, bool) or (_is_number(item) and _is_finite(item))

@@ -9,14 +9,19 @@ their own timestamps, so the analyzer sees backfilled history in the order it ha
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import chain, count
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
 
 from telemetry.cardinality import CardinalityLimit
-from telemetry.points import SeriesKey, analysed_value, iso, series_key
+from telemetry.point_batches import series_keys
+from telemetry.points import SeriesKey, analysed_value, iso
 from telemetry.units import CONVERSIONS
 
 logger = logging.getLogger(__name__)
@@ -50,24 +55,18 @@ class Processor:
         _to_canonical_units(points)
         points = self._finite_only(points)
 
-        ts = np.fromiter((point["ts"] for point in points), dtype=np.float64, count=len(points))
-        values = np.fromiter(
-            (_or_nan(analysed_value(point)) for point in points),
-            dtype=np.float64,
-            count=len(points),
-        )
-
-        admit = self.cardinality.admit
-        codes_by_key: dict[SeriesKey, int] = {}
-        codes = np.empty(len(points), dtype=np.int64)
-        for index, point in enumerate(points):
-            key = point["series"] = admit(series_key(point))
-            codes[index] = codes_by_key.setdefault(key, len(codes_by_key))
-
-        return ProcessedBatch(points, ts, values, _group(codes, ts, list(codes_by_key)))
+        # Column by column in C where it can be: this runs for every point the service takes.
+        ts = np.fromiter(map(_event_time, points), dtype=np.float64, count=len(points))
+        values = np.array(_analysed_values(points), dtype=np.float64)
+        keys = self.cardinality.admit_all(series_keys(points))
+        for point, key in zip(points, keys, strict=True):
+            point["series"] = key
+        return ProcessedBatch(points, ts, values, _series(keys, ts))
 
     def _finite_only(self, points: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Points whose numbers are finite; the others are counted and their reason kept."""
+        if _all_small(map(_value, points), map(_duration, points)):
+            return points
         numbers = np.fromiter(
             (_or_nan(point["value"], 0.0) + _or_nan(point["duration_ms"], 0.0) for point in points),
             dtype=np.float64,
@@ -102,6 +101,8 @@ class Processor:
 
 
 def _to_canonical_units(points: list[dict[str, Any]]) -> None:
+    if CONVERSIONS.keys().isdisjoint(map(_unit, points)):  # no unit to convert: most batches
+        return
     for point in points:
         unit = point["unit"]
         if unit is None or point["value"] is None:
@@ -112,6 +113,16 @@ def _to_canonical_units(points: list[dict[str, Any]]) -> None:
         point["unit"], factor = conversion
         if factor != 1.0:
             point["value"] = point["value"] * factor
+
+
+def _series(keys: list[SeriesKey], ts: np.ndarray) -> list[Any]:
+    """Each series with the indices of its points, by time; series in order of first point."""
+    unique = dict.fromkeys(keys)
+    if len(unique) == len(keys):  # one point per series, as in most batches: nothing to sort
+        return list(zip(keys, np.arange(len(keys)).reshape(-1, 1), strict=True))
+    code_of = dict(zip(unique, count()))
+    codes = np.fromiter(map(code_of.__getitem__, keys), dtype=np.int64, count=len(keys))
+    return _group(codes, ts, list(code_of))
 
 
 def _group(codes: np.ndarray, ts: np.ndarray, keys: list[SeriesKey]) -> list[Any]:
@@ -130,5 +141,23 @@ def _group(codes: np.ndarray, ts: np.ndarray, keys: list[SeriesKey]) -> list[Any
     ]
 
 
+def _analysed_values(points: list[dict[str, Any]]) -> list[float | None]:
+    """`analysed_value` of each point; None where there is nothing to analyse."""
+    values = list(map(_value, points))
+    if None in values and "trace" in set(map(_type, points)):
+        return list(map(analysed_value, points))
+    return values
+
+
+def _all_small(*columns: Iterator[float | None]) -> bool:
+    """Whether the sum of the magnitudes of every number in the columns is finite: then each
+    number is finite, and so is any sum of some of them."""
+    return math.isfinite(sum(map(abs, filter(None, chain.from_iterable(columns)))))
+
+
 def _or_nan(value: float | None, default: float = np.nan) -> float:
     return default if value is None else value
+
+
+_event_time, _value, _duration = itemgetter("ts"), itemgetter("value"), itemgetter("duration_ms")
+_unit, _type = itemgetter("unit"), itemgetter("type")

@@ -18,7 +18,7 @@ from telemetry.ingest_formats import JSON, PROTOBUF, media_type
 from telemetry.otlp import codec, mapping
 from telemetry.otlp.codec import LOGS, METRICS, TRACES, Signal
 from telemetry.pipeline import Pipeline
-from telemetry.points import check_typed_point
+from telemetry.point_batches import check_typed_points
 from telemetry.routes import BODY_LIMIT, client_of, pipeline_of, rate_key_of
 
 logger = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def _submit(
     if not items:
         return 0, ""
     pipeline.collector.check_size(len(items))
-    result = pipeline.submit(items, *senders, read=check_typed_point)
+    result = pipeline.submit(items, *senders, read=check_typed_points)
     if not result["rejected"]:
         return 0, ""
 

@@ -20,6 +20,7 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from telemetry.otlp import mapping
+from telemetry.point_batches import check_typed_points, read_each
 from telemetry.points import PointLimits, TypedPoint, check_typed_point, dedup_key, parse_point
 
 NOW = time.time()
@@ -190,6 +191,19 @@ def test_typed_points_get_the_verdict_of_the_full_validation(case: str) -> None:
             assert type(point) is dict
             assert list(point) == list(full_point)
             assert dedup_key(point) == dedup_key(full_point)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_batch_of_typed_points_reads_as_its_points_one_by_one(case: str) -> None:
+    request, _ = CASES[case]
+    items, _ = SIGNALS[type(request)](request)
+    # Read one by one first: the batch reader normalises the points in place.
+    expected = read_each(check_typed_point, items, NOW, LIMITS)
+
+    points, rejections = check_typed_points(items, NOW, LIMITS)
+
+    assert (points, rejections) == expected
+    assert [list(point) for point in points] == [list(point) for point in expected[0]]
 
 
 def test_a_typed_point_is_normalised_like_a_posted_one() -> None:

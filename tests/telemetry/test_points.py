@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
-from telemetry.backpressure import PointQueue
+from telemetry.backpressure import PointQueue, batch_bytes, point_bytes
 from telemetry.dedup import DedupWindow
-from telemetry.points import PointLimits, dedup_key, parse_point
+from telemetry.point_batches import dedup_keys, parse_points, read_each, series_keys
+from telemetry.points import DEFAULT_LIMITS, PointLimits, dedup_key, parse_point, series_key
 
 NOW = 1_700_000_000.0
 SURROGATE = "must be valid Unicode (no lone surrogates)"
@@ -280,3 +283,63 @@ def test_a_span_is_the_same_span_only_within_its_trace():
 
     assert dedup_key(first) == dedup_key(resent)
     assert dedup_key(first) != dedup_key(other_trace)
+
+
+def _metric(index: int, **fields):
+    return {"name": f"m{index % 3}", "value": float(index), "timestamp": NOW - index, **fields}
+
+
+BATCHES = {
+    "plain metrics": [_metric(i, service="api", attributes={"host": f"h{i}"}) for i in range(5)],
+    "integers, date-times and no timestamp": [
+        {"name": "cpu", "value": 3, "timestamp": int(NOW) - 5},
+        {"name": "cpu", "value": 2.5, "timestamp": "2023-11-14T22:13:20+01:00"},
+        {"name": "cpu", "value": 1},
+    ],
+    "every field": [
+        {
+            "type": "trace",
+            "name": "GET /",
+            "timestamp": NOW - 1,
+            "duration_ms": 12,
+            "unit": "ms",
+            "service": "checkout",
+            "host": "web-1",
+            "environment": "prod",
+            "trace_id": "4bf92f3577b34da6a3ce929d0e0e4737",
+            "span_id": "00f067aa0ba902b7",
+            "parent_span_id": "00f067aa0ba902b6",
+            "severity": "ERROR",
+            "correlation_id": "order-1",
+            "message": "line one\n\tline two",
+            "attributes": {"b": True, "a": 1, "c": -0.0, "d": "x"},
+        },
+        {"type": "log", "name": "boot", "message": "up", "attributes": None, "severity": None},
+        {"type": "event", "name": "deploy", "service": None},
+    ],
+    "one bad item among good ones": [_metric(0), {"name": "cpu"}, _metric(2)],
+    "not an object": [_metric(0), [1, 2]],
+    "a huge integer": [_metric(0), _metric(1, value=10**400)],
+    "a non-finite value": [_metric(0, value=float("nan")), _metric(1)],
+    "a future timestamp": [_metric(0), _metric(1, timestamp=NOW + 601)],
+    "a control character in an attribute": [_metric(0, attributes={"k": "\x1b[2J"})],
+    "a boolean value": [_metric(0, value=True)],
+    "a list attribute": [_metric(0, attributes={"k": [1]})],
+    "an unknown type": [_metric(0, type="gauge")],
+    "a blank name": [_metric(0), {"name": " ", "value": 1.0}],
+    "a metric without a value": [{"type": "log", "name": "l"}, {"type": "metric", "name": "m"}],
+}
+
+
+@pytest.mark.parametrize("case", list(BATCHES))
+def test_a_batch_reads_as_its_items_one_by_one(case):
+    items = BATCHES[case]
+    expected = read_each(parse_point, copy.deepcopy(items), NOW, DEFAULT_LIMITS)
+
+    points, rejections = parse_points(copy.deepcopy(items), NOW)
+
+    assert (points, rejections) == expected
+    assert [list(point) for point in points] == [list(point) for point in expected[0]]
+    assert dedup_keys(points) == [dedup_key(point) for point in points]
+    assert series_keys(points) == [series_key(point) for point in points]
+    assert batch_bytes(points) == [point_bytes(point) for point in points]
