@@ -18,17 +18,20 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import chain, count, islice
+from operator import itemgetter
 from typing import Any
+
+import numpy as np
 
 from telemetry import findings
 from telemetry.alerts import AlertBook
 from telemetry.detectors import DEFAULT_CONFIG, DetectorConfig, Flag, SeriesDetector
 from telemetry.points import SeriesKey
 from telemetry.processor import ProcessedBatch
-from telemetry.rules import RuleBook
-from telemetry.series_store import SeriesStore
+from telemetry.rules import Rule, RuleBook
+from telemetry.series_store import Ring, SeriesStore
 from telemetry.sources import CachedRecords
 from telemetry.trends import Trend, trend
 
@@ -37,6 +40,8 @@ logger = logging.getLogger(__name__)
 MAX_SERIES = 100_000
 RECENT_FINDINGS = 1_000
 CRITICAL_SCORE = 0.75  # a surprise twice the detector's floor
+SERIES_FACTS = ("team", "tier", "environment", "service_version")  # shown by a series' view
+_latest_facts = itemgetter(*SERIES_FACTS)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -90,6 +95,7 @@ class Series:
         "last_arrival",
         "trend",
         "since_trend",
+        "ring",
     )
 
     def __init__(self, key: SeriesKey, config: DetectorConfig) -> None:
@@ -100,7 +106,9 @@ class Series:
         self.last_ts = -math.inf  # the latest point analysed
         self.newest_ts = -math.inf  # the latest point seen, analysed or held
         self.last_value = math.nan
-        self.facts: dict[str, Any] = {}
+        # SERIES_FACTS of its latest point: only these, as keeping the whole point alive would
+        # cost about 1.3 KB a series for four fields.
+        self.facts: tuple[Any, ...] = (None,) * len(SERIES_FACTS)
         # Empty until the first flag: most series never raise one, and an empty deque is
         # already about 600 bytes, which at 10,000 series is 6 MB for nothing.
         self.flags: deque[dict[str, Any]] | tuple[()] = ()
@@ -108,6 +116,7 @@ class Series:
         self.last_arrival = 0.0  # wall-clock time a point of this series last arrived
         self.trend: Trend | None = None
         self.since_trend = 0
+        self.ring: Ring | None = None  # its recent points, from its first analysed batch on
 
 
 class Analyzer:
@@ -127,6 +136,7 @@ class Analyzer:
         self.rules = RuleBook(rules_source, config.max_rules, config.hysteresis)
         self.alerts = AlertBook(config.max_active_alerts, clock)
         self.store = SeriesStore(config.series_points)
+        self._trend_every = max(1, config.trend_window // 2)
         self.trends: deque[dict[str, Any]] = deque(maxlen=RECENT_FINDINGS)
         self.threshold_alerts: deque[dict[str, Any]] = deque(maxlen=RECENT_FINDINGS)
         self.counters = dict.fromkeys(
@@ -159,19 +169,34 @@ class Analyzer:
         # Python lists, not arrays: most series have one or two points in a batch, where
         # NumPy's per-call cost is larger than the work.
         all_ts, all_values, points = batch.ts.tolist(), batch.values.tolist(), batch.points
+        # NaN (a log or event) has no number; a batch of metrics alone needs no filter.
+        numbers_only = not np.isnan(batch.values).any()
+        known = self._series
+        in_order = self.config.lateness_seconds <= 0
         for key, indices in batch.series:
-            # Already in event-time order per series; NaN (a log or event) has no number.
-            picked = [i for i in indices.tolist() if all_values[i] == all_values[i]]
-            if not picked:
-                continue
-            series = self._series_for(key)
+            picked = indices.tolist()  # already in event-time order
+            if not numbers_only:
+                picked = [i for i in picked if all_values[i] == all_values[i]]
+                if not picked:
+                    continue
+            series = known.get(key)
             if series is None:
+                series = self._new_series(key)
+                if series is None:
+                    continue
+            if in_order and not series.held and all_ts[picked[0]] >= series.last_ts:
+                # Nothing late and nothing to wait for: what _release would return unchanged,
+                # analysed straight from the batch's columns.
+                newest = all_ts[picked[-1]]
+                if newest > series.newest_ts:
+                    series.newest_ts = newest
+                self._analyze_series(series, picked, all_ts, all_values, points)
                 continue
             stamps = [all_ts[i] for i in picked]
             values = [all_values[i] for i in picked]
             ready = self._release(series, stamps, values, [points[i] for i in picked])
             if ready[0]:
-                self._analyze_series(series, *ready)
+                self._analyze_series(series, range(len(ready[0])), *ready)
 
     def anomalies(
         self,
@@ -203,10 +228,7 @@ class Analyzer:
         ranked = sorted(self._series.values(), key=lambda s: (-len(s.flags), -s.count))
         return [findings.series_view(series) for series in ranked[:limit]]
 
-    def _series_for(self, key: SeriesKey) -> Series | None:
-        series = self._series.get(key)
-        if series is not None:
-            return series
+    def _new_series(self, key: SeriesKey) -> Series | None:
         if len(self._series) >= self.config.max_series:
             if self.counters["series_refused"] == 0:
                 logger.warning("Analyzer holds %d series; new series are not analysed.", len(self))
@@ -215,7 +237,7 @@ class Analyzer:
         series = Series(key, self._detector_config)
         # Series that start together would re-test their trends in the same batch every half
         # window (a 95 ms stall at 1,000 series); a per-series delay spreads those tests out.
-        series.since_trend = -(len(self._series) % max(1, self.config.trend_window // 2))
+        series.since_trend = -(len(self._series) % self._trend_every)
         self._series[key] = series
         return series
 
@@ -269,7 +291,7 @@ class Analyzer:
             if series.last_arrival <= quiet_since:
                 ready = self._drain(series, math.inf)
                 if ready[0]:
-                    self._analyze_series(series, *ready)
+                    self._analyze_series(series, range(len(ready[0])), *ready)
 
     def _drain(
         self, series: Series, watermark: float
@@ -294,40 +316,63 @@ class Analyzer:
     def _analyze_series(
         self,
         series: Series,
-        stamps: list[float],
-        values: list[float],
+        picked: Sequence[int],
+        all_ts: list[float],
+        all_values: list[float],
         points: list[dict[str, Any]],
     ) -> None:
-        detector = series.detector
+        """Analyse the points at `picked` of the columns, in that order."""
+        observe = series.detector.observe
         key = series.key
-        rules = [rule for rule in self.rules.for_metric(key[1]) if rule.selects(key)]
-        for point, ts, value in zip(points, stamps, values, strict=True):
-            flag, _ = detector.observe(ts, value)
+        rules = self.rules.for_metric(key[1])
+        if rules:
+            rules = [rule for rule in rules if rule.selects(key)]
+        for index in picked:
+            ts, value = all_ts[index], all_values[index]
+            flag, _ = observe(ts, value)
             if flag is not None:
-                self._record_flag(series, point, ts, value, flag)
-            for rule in rules:
-                fired = self.alerts.evaluate(rule, key, point, ts, value)
-                if fired is not None:
-                    self.threshold_alerts.append(findings.fired_view(fired, point))
-                    self.counters["threshold_alerts"] += 1
+                self._record_flag(series, points[index], ts, value, flag)
+            if rules:
+                self._evaluate_rules(rules, key, points[index], ts, value)
 
-        series.count += len(values)
-        self.counters["analysed"] += len(values)
-        series.last_ts = stamps[-1]
-        series.last_value = values[-1]
-        series.facts = points[-1]
-        self.store.append(key, stamps, values)
-        series.since_trend += len(values)
+        last = picked[-1]
+        series.count += len(picked)
+        self.counters["analysed"] += len(picked)
+        series.last_ts = all_ts[last]
+        series.last_value = all_values[last]
+        point = points[last]
+        try:
+            series.facts = _latest_facts(point)
+        except KeyError:  # a point that skipped the enricher lacks these fields
+            series.facts = tuple(map(point.get, SERIES_FACTS))
+
+        ring = series.ring
+        if ring is None:
+            ring = series.ring = self.store.ring(key)
+        if len(picked) == 1:
+            ring.add(series.last_ts, series.last_value)
+        else:
+            ring.append([all_ts[i] for i in picked], [all_values[i] for i in picked])
+        series.since_trend += len(picked)
         # Checked here, not in _follow_trend: a call per series and batch is measurable.
-        if series.since_trend >= max(1, self.config.trend_window // 2):
+        if series.since_trend >= self._trend_every:
             series.since_trend = 0
-            self._follow_trend(series, points[-1])
+            self._follow_trend(series, ring, point)
 
-    def _follow_trend(self, series: Series, point: dict[str, Any]) -> None:
+    def _evaluate_rules(
+        self, rules: list[Rule], key: SeriesKey, point: dict[str, Any], ts: float, value: float
+    ) -> None:
+        for rule in rules:
+            fired = self.alerts.evaluate(rule, key, point, ts, value)
+            if fired is not None:
+                self.threshold_alerts.append(findings.fired_view(fired, point))
+                self.counters["threshold_alerts"] += 1
+
+    def _follow_trend(self, series: Series, ring: Ring, point: dict[str, Any]) -> None:
         """Re-test the trend (every half window); report it when its direction changes."""
         window = self.config.trend_window
 
-        ts, values = self.store.recent(series.key, window)
+        ts, values = ring.recent(window)
         found = trend(ts, values, self.config.trend_p_value)
         if found is None:
             return

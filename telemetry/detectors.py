@@ -121,43 +121,51 @@ class SeriesDetector:
 
     def observe(self, ts: float, value: float) -> tuple[Flag | None, int | None]:
         """Judge one point; return an anomaly flag, and the new trend when it just flipped."""
-        self.count += 1
-        if self.count == 1:
+        count = self.count = self.count + 1
+        if count == 1:
             self.level = self.fast = value
             self.daily.learn(self.daily.slot(ts), value)
             self.weekly.learn(self.weekly.slot(ts), value)
             self.patterns.observe(value, value)
             return None, None
 
-        day_slot, week_slot = self.daily.slot(ts), self.weekly.slot(ts)
-        daily = self.daily.expected(day_slot, self.level)
-        expected = (self.level, daily, self.weekly.expected(week_slot, daily))
-        best = self._best_baseline()
-        floor = self.config.scale_floor * self.spread + 1e-9 * (1.0 + abs(self.level))
+        # This runs for every point of every series, so the small steps are inlined here and
+        # in _learn (issue #5); each does the arithmetic of the method it replaced, in order.
+        config = self.config
+        day_slots, week_slots = config.day_slots, config.week_slots
+        day_slot = int(ts % DAY * day_slots / DAY) % day_slots  # as SeasonalProfile.slot
+        week_slot = int(ts % WEEK * week_slots / WEEK) % week_slots
+        level = self.level
+        daily = self.daily.means[day_slot]
+        daily = level if daily != daily else daily  # NaN: a slot with no opinion yet
+        weekly = self.weekly.means[week_slot]
+        expected = (level, daily, daily if weekly != weekly else weekly)
 
-        surprises, z = self._judge(value, expected, best, floor)
+        scales = self.scales
+        best = 0
+        if count > _MIN_JUDGED:
+            best = 1 if scales[1] < scales[0] else 0
+            best = 2 if scales[2] < scales[best] else best
+        floor = config.scale_floor * self.spread + 1e-9 * (1.0 + abs(level))
+        alpha = 1.0 / count
+        alpha = config.level_alpha if config.level_alpha > alpha else alpha  # max(), faster
+
+        surprises, z = self._judge(value, expected, best, floor, alpha)
         new_pattern = self.patterns.observe(value, expected[best])
         flag = self._gate(surprises, new_pattern, z, expected[best], best, floor)
-
-        self._learn_level(value, floor)
-        self.daily.learn(day_slot, value)
-        self.weekly.learn(week_slot, value)
-        return flag, self._trend_flip(floor)
-
-    def _best_baseline(self) -> int:
-        if self.count <= _MIN_JUDGED:
-            return 0
-        scales = self.scales
-        best = 1 if scales[1] < scales[0] else 0
-        return 2 if scales[2] < scales[best] else best
+        return flag, self._learn(value, floor, alpha, day_slot, week_slot)
 
     def _judge(
-        self, value: float, expected: tuple[float, float, float], best: int, floor: float
+        self,
+        value: float,
+        expected: tuple[float, float, float],
+        best: int,
+        floor: float,
+        alpha: float,
     ) -> tuple[tuple[float, float, float], float]:
         """Update each baseline's residual statistics; the best one's surprises and z."""
         config = self.config
         cap, short = config.z_cap, config.short_alpha
-        alpha = max(1.0 / self.count, config.level_alpha)
         clip = config.residual_clip if self.count > _MIN_JUDGED else math.inf
         scales, shifts, abs_means = self.scales, self.shifts, self.abs_means
         surprises, best_z = (0.0, 0.0, 0.0), 0.0
@@ -199,15 +207,18 @@ class SeriesDetector:
         can be, and a new pattern must beat that.
         """
         config = self.config
-        surprise = max(surprises)
+        count = self.count
+        spike, shift, variance = surprises
+        surprise = shift if shift > spike else spike  # max(surprises), without the call
+        surprise = variance if variance > surprise else surprise
         record = self.record
-        if self.count > config.record_start:
+        if count > config.record_start:
             if surprise > record:
                 self.record = surprise
             else:
-                self.record = record * (1.0 - config.record_decay / self.count)
+                self.record = record * (1.0 - config.record_decay / count)
 
-        if self.count <= config.warmup_points:
+        if count <= config.warmup_points:
             return None
         if self.hold > 0:
             self.hold -= 1
@@ -234,31 +245,40 @@ class SeriesDetector:
             pattern_novelty=self.patterns.novelty,
         )
 
-    def _learn_level(self, value: float, floor: float) -> None:
+    def _learn(
+        self, value: float, floor: float, alpha: float, day_slot: int, week_slot: int
+    ) -> int | None:
+        """Move the level and the profiles towards the value; the new trend when it flipped."""
         config = self.config
-        alpha = max(1.0 / self.count, config.level_alpha)
-        residual = value - self.level
+        level = self.level
+        residual = value - level
         self.spread += alpha * (abs(residual) - self.spread)
-
         # Clipping keeps one outlier from dragging the level; a lasting shift still moves it.
         if self.count > _MIN_JUDGED:
             limit = config.residual_clip * (self.scales[0] + floor)
-            residual = max(-limit, min(limit, residual))
-        self.level += alpha * residual
-        self.fast += max(alpha, config.short_alpha) * (value - self.fast)
+            residual = residual if residual < limit else limit  # max(-limit, min(limit, r))
+            residual = residual if residual > -limit else -limit
+        level = self.level = level + alpha * residual
+        short = config.short_alpha
+        fast = self.fast = self.fast + (short if short > alpha else alpha) * (value - self.fast)
 
-    def _trend_flip(self, floor: float) -> int | None:
-        config = self.config
+        # As SeasonalProfile.learn: a slot's first value is its mean.
+        profile = self.daily
+        mean = profile.means[day_slot]
+        profile.means[day_slot] = value if mean != mean else mean + profile.alpha * (value - mean)
+        profile = self.weekly
+        mean = profile.means[week_slot]
+        profile.means[week_slot] = value if mean != mean else mean + profile.alpha * (value - mean)
+
         if self.count < config.warmup_points:
             return None
-
-        distance = (self.fast - self.level) / (self.scales[0] * 1.2533 + floor)
-        trend = self.trend
+        distance = (fast - level) / (self.scales[0] * 1.2533 + floor)
+        trend = before = self.trend
         if trend == 0 and abs(distance) >= config.trend_enter:
             trend = 1 if distance > 0 else -1
         elif trend != 0 and abs(distance) <= config.trend_leave:
             trend = 0
-        if trend == self.trend:
+        if trend == before:
             return None
         self.trend = trend
         return trend

@@ -67,7 +67,7 @@ def within(
 def series_view(series: Series) -> dict[str, Any]:
     service, name, attributes = series.key
     detector = series.detector
-    facts = series.facts
+    team, tier, environment, service_version = series.facts
     found = series.trend
     return {
         "service": service,
@@ -84,8 +84,8 @@ def series_view(series: Series) -> dict[str, Any]:
         "trend_slope_per_second": found.slope if found is not None else None,
         "trend_p_value": found.p_value if found is not None else None,
         "anomalies": len(series.flags),
-        "team": facts.get("team"),
-        "tier": facts.get("tier"),
-        "environment": facts.get("environment"),
-        "service_version": facts.get("service_version"),
+        "team": team,
+        "tier": tier,
+        "environment": environment,
+        "service_version": service_version,
     }

@@ -1,12 +1,14 @@
 """Recent points of every series in fixed-size rings, for charts, trends and co-movement.
 
-Each series keeps its last `capacity` points as two NumPy arrays, so memory is capacity × 16
-bytes per series, whatever the rate. Points arrive in event-time order from the analyzer.
+Each series keeps its last `capacity` points in two arrays of doubles, so memory is at most
+capacity × 16 bytes per series, whatever the rate; a young series holds only what it has seen so
+far. Points arrive in event-time order from the analyzer.
 """
 
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -16,46 +18,54 @@ from telemetry.points import SeriesKey
 
 
 class Ring:
-    __slots__ = ("ts", "values", "written")
+    """A series' last `capacity` points: appended until full, then overwritten oldest first.
+
+    array("d") rather than NumPy: most series bring one point a batch, and an item store into an
+    array costs a third of one into an ndarray (issue #5).
+    """
+
+    __slots__ = ("capacity", "ts", "values", "written")
 
     def __init__(self, capacity: int) -> None:
-        self.ts = np.empty(capacity, dtype=np.float64)
-        self.values = np.empty(capacity, dtype=np.float64)
+        self.capacity = capacity
+        self.ts = array("d")
+        self.values = array("d")
         self.written = 0
 
     def append(self, ts: Sequence[float], values: Sequence[float]) -> None:
-        capacity = len(self.ts)
-        count = len(ts)
-        if count == 1:
-            # Most series bring one point a batch: an item store is a third of a slice's cost.
-            start = self.written % capacity
-            self.ts[start] = ts[0]
-            self.values[start] = values[0]
-            self.written += 1
-            return
-        if count > capacity:
-            skipped = count - capacity
-            ts, values = ts[skipped:], values[skipped:]
-            self.written += skipped
-            count = capacity
+        for stamp, value in zip(ts, values, strict=True):
+            self.add(stamp, value)
 
-        # Slices, not index arrays: a batch brings most series one or two points.
-        start = self.written % capacity
-        first = min(count, capacity - start)
-        self.ts[start : start + first] = ts[:first]
-        self.values[start : start + first] = values[:first]
-        if first < count:
-            self.ts[: count - first] = ts[first:]
-            self.values[: count - first] = values[first:]
-        self.written += count
+    def add(self, ts: float, value: float) -> None:
+        written = self.written
+        self.written = written + 1
+        if written >= self.capacity:
+            slot = written % self.capacity
+            self.ts[slot] = ts
+            self.values[slot] = value
+            return
+        self.ts.append(ts)
+        self.values.append(value)
+        if written + 1 == self.capacity:
+            # Full: drop the room that appends keep spare; from here on it only overwrites.
+            self.ts, self.values = array("d", self.ts), array("d", self.values)
 
     def recent(self, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The kept points, oldest first, at most the last `limit`."""
-        capacity = len(self.ts)
-        held = min(self.written, capacity)
-        count = held if limit is None else min(limit, held)
-        slots = (self.written - count + np.arange(count)) % capacity
-        return self.ts[slots], self.values[slots]
+        return self._oldest_first(self.ts, limit), self._oldest_first(self.values, limit)
+
+    def last_ts(self) -> float:
+        return self.ts[(self.written - 1) % self.capacity] if self.written else -math.inf
+
+    def _oldest_first(self, column: array, limit: int | None) -> np.ndarray:
+        held = len(column)
+        count = held if limit is None else max(0, min(limit, held))
+        # Copies, never views: an array with a view of its buffer could not grow.
+        buffer = np.frombuffer(column, dtype=np.float64) if held else np.empty(0)
+        end = self.written % held if self.written > held else held
+        if count <= end:
+            return buffer[end - count : end].copy()
+        return np.concatenate((buffer[held - (count - end) :], buffer[:end]))
 
 
 class SeriesStore:
@@ -67,10 +77,14 @@ class SeriesStore:
         return len(self._rings)
 
     def append(self, key: SeriesKey, ts: Sequence[float], values: Sequence[float]) -> None:
+        self.ring(key).append(ts, values)
+
+    def ring(self, key: SeriesKey) -> Ring:
+        """The series' ring, made empty on first use; the analyzer keeps it at hand."""
         ring = self._rings.get(key)
         if ring is None:
             ring = self._rings[key] = Ring(self.capacity)
-        ring.append(ts, values)
+        return ring
 
     def recent(self, key: SeriesKey, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         ring = self._rings.get(key)
@@ -85,8 +99,7 @@ class SeriesStore:
                 yield key
 
     def last_seen(self, key: SeriesKey) -> float:
-        ring = self._rings[key]
-        return float(ring.ts[(ring.written - 1) % self.capacity]) if ring.written else -math.inf
+        return self._rings[key].last_ts()
 
 
 def downsample(

@@ -31,14 +31,14 @@ def trend(ts: np.ndarray, values: np.ndarray, alpha: float) -> Trend | None:
         return None
 
     i, j = _pairs(n)
-    dv = values[j] - values[i]
-    dt = ts[j] - ts[i]
-    s = float(np.sign(dv).sum())
-    variance = (n * (n - 1) * (2 * n + 5) - _tie_term(values)) / 18.0
+    dv = values.take(j) - values.take(i)
+    s = float(np.add.reduce(np.sign(dv)))
+    # Only equal values make a difference of 0 (and a NaN makes S NaN): else no ties to count.
+    ties = _tie_term(values) if np.count_nonzero(dv) < len(dv) or s != s else 0.0
+    variance = (n * (n - 1) * (2 * n + 5) - ties) / 18.0
     p_value = _p_value(s, variance)
 
-    spaced = dt > 0
-    slope = float(np.median(dv[spaced] / dt[spaced])) if spaced.any() else 0.0
+    slope = _median_slope(ts, dv, i, j)
     tau = s / len(dv)
     direction = "flat"
     if p_value <= alpha and slope != 0.0:
@@ -51,11 +51,41 @@ def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.triu_indices(n, k=1)
 
 
+def _median_slope(ts: np.ndarray, dv: np.ndarray, i: np.ndarray, j: np.ndarray) -> float:
+    """Theil–Sen: the median slope over the pairs that are apart in time."""
+    dt = ts.take(j) - ts.take(i)
+    spaced = dt > 0
+    if np.count_nonzero(spaced) < len(dt):
+        if not spaced.any():
+            return 0.0
+        dv, dt = dv[spaced], dt[spaced]
+    slopes = dv / dt
+
+    # What np.median does, without its generic checks: partition at the same places, then the
+    # mean (sum over count) of the middle one or two.
+    size = len(slopes)
+    half = size // 2
+    middle = [half - 1, half, -1] if size % 2 == 0 else [half, -1]
+    slopes.partition(middle)
+    if slopes[-1] != slopes[-1]:  # NaN sorts last; np.median answers NaN then
+        return math.nan
+    return float(np.add.reduce(slopes[middle[0] : half + 1])) / (half + 1 - middle[0])
+
+
 def _tie_term(values: np.ndarray) -> float:
     """The Mann–Kendall variance correction for groups of equal values."""
-    _, counts = np.unique(values, return_counts=True)
+    ordered = np.sort(values)
+    if ordered[-1] != ordered[-1]:  # NaN sorts last; np.unique counts all NaNs as one value
+        _, counts = np.unique(values, return_counts=True)
+        return _tied_pairs_term(counts)
+    # Where each run of equal values starts, and the end: the runs np.unique would count.
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1], [True])))
+    return _tied_pairs_term(starts[1:] - starts[:-1])
+
+
+def _tied_pairs_term(counts: np.ndarray) -> float:
     tied = counts[counts > 1].astype(np.float64)
-    return float((tied * (tied - 1) * (2 * tied + 5)).sum())
+    return float(np.add.reduce(tied * (tied - 1) * (2 * tied + 5)))
 
 
 def _p_value(s: float, variance: float) -> float:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import math
 import random
+import statistics
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ from telemetry.analyzer import Analyzer, AnalyzerConfig
 from telemetry.detectors import SeriesDetector
 from telemetry.points import iso, parse_instant, parse_point
 from telemetry.processor import Processor
-from telemetry.trends import trend
+from telemetry.trends import Trend, trend
 from tests.telemetry.analysis_app import analysis_service
 from tests.telemetry.conftest import metric, wait_processed
 
@@ -150,6 +152,50 @@ def test_mann_kendall_p_value_of_a_strictly_rising_series():
     assert found is not None
     assert found.p_value == pytest.approx(8.30e-5, rel=1e-3)
     assert (found.slope, found.tau) == (2.0, 1.0)
+
+
+def _textbook_trend(ts: list[float], values: list[float], alpha: float) -> Trend:
+    """Mann–Kendall with its tie correction and the Theil–Sen slope, pair by pair."""
+    n = len(values)
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    s = sum((values[j] > values[i]) - (values[j] < values[i]) for i, j in pairs)
+    ties = sum(t * (t - 1) * (2 * t + 5) for t in Counter(values).values())
+    variance = (n * (n - 1) * (2 * n + 5) - ties) / 18
+    p_value = 1.0
+    if s and variance > 0:
+        p_value = math.erfc(abs((s - math.copysign(1, s)) / math.sqrt(variance)) / math.sqrt(2))
+    slopes = [(values[j] - values[i]) / (ts[j] - ts[i]) for i, j in pairs if ts[j] > ts[i]]
+    slope = statistics.median(slopes) if slopes else 0.0
+    direction = "flat"
+    if p_value <= alpha and slope != 0:
+        direction = "rising" if slope > 0 else "falling"
+    return Trend(direction, slope, s / len(pairs), p_value, n)
+
+
+def _windows() -> dict[str, tuple[list[float], list[float]]]:
+    rng = random.Random(17)
+    minutes = [60.0 * i for i in range(64)]
+    return {
+        "noise on a slope": (minutes, [0.01 * t + rng.gauss(0, 3) for t in minutes]),
+        "counts, many ties": (minutes, [float(rng.randint(0, 3)) for _ in minutes]),
+        "constant": (minutes, [7.5] * 64),
+        "repeated timestamps": (
+            [60.0 * (i // 3) for i in range(64)],
+            [rng.uniform(0, 1) + i * 0.05 for i in range(64)],
+        ),
+        "one instant": ([5.0] * 20, [rng.uniform(0, 1) for _ in range(20)]),
+        "ten points, odd pair count": (minutes[:10], [3.0, 1, 4, 1, 5, 9, 2, 6, 5, 3]),
+        "spikes on a level": (minutes, [100.0 if i % 9 == 0 else 1.0 + i / 64 for i in range(64)]),
+    }
+
+
+@pytest.mark.parametrize("name", list(_windows()))
+def test_trend_is_exactly_the_textbook_computation(name):
+    ts, values = _windows()[name]
+
+    found = trend(np.array(ts), np.array(values), alpha=0.01)
+
+    assert found == _textbook_trend(ts, values, alpha=0.01)
 
 
 def test_no_trend_in_noise_or_with_too_few_points():
