@@ -96,6 +96,7 @@ class Series:
         "trend",
         "since_trend",
         "ring",
+        "restarts",
     )
 
     def __init__(self, key: SeriesKey, config: DetectorConfig) -> None:
@@ -116,6 +117,7 @@ class Series:
         self.last_arrival = 0.0  # wall-clock time a point of this series last arrived
         self.trend: Trend | None = None
         self.since_trend = 0
+        self.restarts = 0  # of its detector, after values that outgrew floating point
         self.ring: Ring | None = None  # its recent points, from its first analysed batch on
 
 
@@ -148,6 +150,7 @@ class Analyzer:
                 "trends",
                 "threshold_alerts",
                 "series_refused",
+                "detector_restarts",
             ),
             0,
         )
@@ -227,6 +230,21 @@ class Analyzer:
         """The series with the most anomalies first, then the busiest."""
         ranked = sorted(self._series.values(), key=lambda s: (-len(s.flags), -s.count))
         return [findings.series_view(series) for series in ranked[:limit]]
+
+    def _restart_detector(self, series: Series) -> Callable[[float, float], Any]:
+        """A fresh detector for a series whose values outgrew floating point (swings near
+        1e308 make its level inf - inf): one series must not fail every batch it is in."""
+        self.counters["detector_restarts"] += 1
+        series.restarts += 1
+        if series.restarts == 1:  # once per series: its values may keep doing it
+            logger.warning(
+                "The detector of series %s/%s overflowed on its values and starts learning "
+                "anew, as it will each time it overflows again.",
+                series.key[0],
+                series.key[1],
+            )
+        series.detector = SeriesDetector(self._detector_config)
+        return series.detector.observe
 
     def _new_series(self, key: SeriesKey) -> Series | None:
         if len(self._series) >= self.config.max_series:
@@ -329,11 +347,18 @@ class Analyzer:
             rules = [rule for rule in rules if rule.selects(key)]
         for index in picked:
             ts, value = all_ts[index], all_values[index]
-            flag, _ = observe(ts, value)
+            try:
+                flag, _ = observe(ts, value)
+            except (ArithmeticError, ValueError):  # see _restart_detector
+                observe = self._restart_detector(series)
+                flag = None
             if flag is not None:
                 self._record_flag(series, points[index], ts, value, flag)
             if rules:
                 self._evaluate_rules(rules, key, points[index], ts, value)
+
+        if not math.isfinite(series.detector.level):
+            self._restart_detector(series)
 
         last = picked[-1]
         series.count += len(picked)

@@ -117,7 +117,8 @@ class SeriesDetector:
     @property
     def var(self) -> float:
         # Mean absolute deviation times sqrt(pi/2) is the standard deviation of a normal.
-        return (self.scales[0] * 1.2533) ** 2
+        spread = self.scales[0] * 1.2533
+        return spread * spread  # inf rather than OverflowError for values near 1e308
 
     def observe(self, ts: float, value: float) -> tuple[Flag | None, int | None]:
         """Judge one point; return an anomaly flag, and the new trend when it just flipped."""

@@ -78,8 +78,8 @@ def series_view(series: Series) -> dict[str, Any]:
         "held_points": len(series.held),
         "last_timestamp": series.last_ts if series.count else None,
         "last_value": series.last_value if series.count else None,
-        "mean": detector.mean,
-        "std": math.sqrt(detector.var),
+        "mean": _finite_or_none(detector.mean),
+        "std": _finite_or_none(math.sqrt(detector.var)),
         "trend": found.direction if found is not None else "flat",
         "trend_slope_per_second": found.slope if found is not None else None,
         "trend_p_value": found.p_value if found is not None else None,
@@ -89,3 +89,8 @@ def series_view(series: Series) -> dict[str, Any]:
         "environment": environment,
         "service_version": service_version,
     }
+
+
+def _finite_or_none(number: float) -> float | None:
+    # JSON has no inf or NaN: a series whose values outgrew floating point shows no figure.
+    return number if math.isfinite(number) else None

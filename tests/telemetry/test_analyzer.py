@@ -302,3 +302,28 @@ def test_held_points_of_a_quiet_series_are_released_after_the_lateness():
     cpu = next(view for view in analyzer.series() if view["name"] == "cpu")
     assert (held_at_first, still_held) == (3, 0)
     assert (cpu["points"], cpu["held_points"], cpu["last_value"]) == (3, 0, 120.0)
+
+
+def test_a_series_whose_values_outgrow_floating_point_fails_alone():
+    analyzer = Analyzer()
+    processor = Processor(100, 100)
+    # Swings near the largest float drive a detector's level to inf - inf, a NaN that its
+    # pattern memory cannot place; before, every later batch with this series failed.
+    huge = [1e308 if n % 2 else -1e308 for n in range(30)] + [5.0] * 20
+    for start in range(0, len(huge), 10):
+        raw = [
+            item
+            for n in range(start, start + 10)
+            for item in (
+                metric("huge", huge[n], T0 + n, service="api"),
+                metric("calm", float(n % 3), T0 + n, service="api"),
+            )
+        ]
+        analyzer.analyze(processor.process([parse_point(item, T0 + 900)[0] for item in raw]))
+
+    views = {view["name"]: view for view in analyzer.series()}
+    # The three huge batches each leave the level overflowed: three fresh starts.
+    assert analyzer.counters["detector_restarts"] == 3
+    assert (views["huge"]["points"], views["calm"]["points"]) == (50, 50)
+    assert (views["huge"]["mean"], views["huge"]["std"]) == (5.0, 0.0)
+    assert views["calm"]["last_value"] == 1.0
