@@ -31,7 +31,9 @@ def trend(ts: np.ndarray, values: np.ndarray, alpha: float) -> Trend | None:
         return None
 
     i, j = _pairs(n)
-    dv = values.take(j) - values.take(i)
+    # Values near 1e308 overflow to inf here, whose sign is still right; no warning for that.
+    with np.errstate(over="ignore"):
+        dv = values.take(j) - values.take(i)
     s = float(np.add.reduce(np.sign(dv)))
     # Only equal values make a difference of 0 (and a NaN makes S NaN): else no ties to count.
     ties = _tie_term(values) if np.count_nonzero(dv) < len(dv) or s != s else 0.0
