@@ -123,7 +123,7 @@ def test_backend_down_at_start_up_is_registered_when_it_comes_back(tmp_path) -> 
             # Discovery's own successes can fill the breaker's window while the refusals from
             # before the backend started are still in it, and open it for 0.5 s; a read must
             # work once the breaker has let its probe through.
-            listed = _until_listed(api)
+            listed = _until_status(api, 200, timeout=10)
             assert listed.status_code == 200, listed.text
     finally:
         backend.close()
@@ -385,15 +385,6 @@ def _until_discovered(api: httpx.Client, timeout: float = 20) -> dict:
         health = api.get("/django/health").json()
         if health["discovery"]["ok"] or time.monotonic() > deadline:
             return health
-        time.sleep(0.2)
-
-
-def _until_listed(api: httpx.Client, timeout: float = 10) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    while True:
-        response = api.post("/crud", json=LIST_CHANNELS)
-        if response.status_code != 503 or time.monotonic() > deadline:
-            return response
         time.sleep(0.2)
 
 

@@ -100,7 +100,7 @@ def client(**limits: int) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=transport, timeout=TIMEOUT)
 
 
-async def always(answer: bytes) -> Callable[[int], Awaitable[bytes]]:
+def always(answer: bytes) -> Callable[[int], Awaitable[bytes]]:
     async def respond(_: int) -> bytes:
         return answer
 
@@ -108,7 +108,7 @@ async def always(answer: bytes) -> Callable[[int], Awaitable[bytes]]:
 
 
 async def test_calls_one_after_another_share_one_connection(serve) -> None:
-    server = await serve(await always(ok()))
+    server = await serve(always(ok()))
     async with client() as http:
         answers = [await http.get(f"{server.url}/api/{n}/") for n in range(3)]
     assert [(a.status_code, a.json()) for a in answers] == [(200, {"ok": True})] * 3
@@ -117,7 +117,7 @@ async def test_calls_one_after_another_share_one_connection(serve) -> None:
 
 
 async def test_a_body_and_a_query_are_sent_as_given(serve) -> None:
-    server = await serve(await always(ok()))
+    server = await serve(always(ok()))
     async with client() as http:
         await http.post(f"{server.url}/api/x/?a=1&b=%20", json={"name": "é"})
     request = server.requests[0]
@@ -126,7 +126,7 @@ async def test_a_body_and_a_query_are_sent_as_given(serve) -> None:
 
 
 async def test_an_idle_connection_the_server_closed_is_replaced(serve) -> None:
-    server = await serve(await always(ok()))
+    server = await serve(always(ok()))
     async with client() as http:
         first = await http.get(f"{server.url}/a/")
         await server.close_idle_connections()
@@ -136,7 +136,7 @@ async def test_an_idle_connection_the_server_closed_is_replaced(serve) -> None:
 
 
 async def test_connection_close_is_honoured(serve) -> None:
-    server = await serve(await always(ok(b"{}", b"connection: close")))
+    server = await serve(always(ok(b"{}", b"connection: close")))
     async with client() as http:
         for _ in range(2):
             assert (await http.get(f"{server.url}/a/")).status_code == 200
@@ -150,7 +150,7 @@ async def test_chunked_and_gzipped_answers_are_read_whole(serve) -> None:
         b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: gzip\r\n"
         b"transfer-encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
     )
-    server = await serve(await always(answer))
+    server = await serve(always(answer))
     async with client() as http:
         response = await http.get(f"{server.url}/a/")
         again = await http.get(f"{server.url}/a/")
@@ -186,7 +186,7 @@ async def test_a_close_before_the_answer_is_a_read_error(serve) -> None:
 
 
 async def test_a_close_halfway_through_the_answer_is_a_read_error(serve) -> None:
-    server = await serve(await always(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{"))
+    server = await serve(always(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{"))
     async with client() as http:
         task = asyncio.ensure_future(http.get(f"{server.url}/a/"))
         await asyncio.sleep(0.1)
@@ -196,7 +196,7 @@ async def test_a_close_halfway_through_the_answer_is_a_read_error(serve) -> None
 
 
 async def test_bytes_that_are_not_http_are_a_protocol_error(serve) -> None:
-    server = await serve(await always(b"SSH-2.0-OpenSSH_9.2\r\n\r\n"))
+    server = await serve(always(b"SSH-2.0-OpenSSH_9.2\r\n\r\n"))
     async with client() as http:
         with pytest.raises(httpx.RemoteProtocolError):
             await http.get(f"{server.url}/a/")
