@@ -14,8 +14,8 @@ from operator import itemgetter
 from typing import Any
 
 import limits
-from limits.storage import MemoryStorage
-from limits.strategies import SlidingWindowCounterRateLimiter
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
 from service.problems import Problem
 from service.settings import Settings
@@ -45,7 +45,10 @@ class Collector:
         self._clock = clock
         self._limits = PointLimits.from_settings(settings)
         self._rate = limits.parse(settings.telemetry_rate_limit)
-        self._limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
+        # The asyncio flavour: the threaded one starts a timer thread for its clean-up on every
+        # hit after a pause, 0.3 ms and a thread contending for the GIL per request (issue #5).
+        # Made on first use, as its storage needs a running event loop.
+        self._limiter: SlidingWindowCounterRateLimiter | None = None
         self._dedup = DedupWindow(
             settings.telemetry_dedup_window_seconds, settings.telemetry_dedup_max_entries
         )
@@ -79,23 +82,18 @@ class Collector:
             )
 
     def admit(
-        self,
-        items: list[Any],
-        client: str,
-        rate_key: str | None = None,
-        read: BatchReader = parse_points,
+        self, items: list[Any], client: str, read: BatchReader = parse_points
     ) -> dict[str, Any]:
         """Admit a batch; the 202 body, or a Problem when the whole batch is refused.
 
-        `client` is the sender's address (the enricher classifies it); the rate limit is kept
-        per `rate_key` (the API key's name), per address when there is none. `read` turns the
-        items into points: posted JSON by default, `check_typed_points` for OTLP's points.
+        `client` is the sender's address, which the enricher classifies; `check_rate` comes
+        first. `read` turns the items into points: posted JSON by default, `check_typed_points`
+        for OTLP's points.
         """
         self.counters["received"] += len(items)
         if not self.accepting:
             self._refuse(len(items))
             self.check_open()
-        self._check_rate(rate_key or client, len(items))
 
         now = self._clock()
         fresh, keys, rejected, duplicates = self._sort_out(items, now, client, read)
@@ -126,7 +124,7 @@ class Collector:
         self.counters["duplicates"] += duplicates
         return {"accepted": len(fresh), "rejected": rejected, "duplicates": duplicates}
 
-    def admit_one(self, item: Any, client: str, rate_key: str | None = None) -> dict[str, Any]:
+    def admit_one(self, item: Any, client: str) -> dict[str, Any]:
         """Admit a single point; a bad one is a 422 with field errors, not a rejection."""
         point, errors = parse_point(item, self._clock(), self._limits)
         if point is None and self.accepting:
@@ -137,14 +135,24 @@ class Collector:
                 "The telemetry point failed validation.",
                 errors=[{"field": field, "message": message} for field, message in errors],
             )
-        return self.admit([item], client, rate_key)
+        return self.admit([item], client)
 
-    def _check_rate(self, client: str, cost: int) -> None:
-        if cost == 0 or self._limiter.hit(self._rate, "telemetry", client, cost=cost):
+    async def check_rate(self, count: int, rate_key: str) -> None:
+        """429 once the sender is over its rate; refused points count as received.
+
+        The rate is kept per `rate_key`: the API key's name, or the address without one.
+        """
+        if count == 0:
             return
-        self.counters["rate_limited"] += cost
-        self._refuse(cost)
-        stats = self._limiter.get_window_stats(self._rate, "telemetry", client)
+        if self._limiter is None:
+            self._limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
+        if await self._limiter.hit(self._rate, "telemetry", rate_key, cost=count):
+            return
+
+        self.counters["received"] += count
+        self.counters["rate_limited"] += count
+        self._refuse(count)
+        stats = await self._limiter.get_window_stats(self._rate, "telemetry", rate_key)
         wait = math.ceil(max(stats.reset_time - time.time(), 1.0))
         raise Problem(
             429,

@@ -5,6 +5,10 @@ processor -> enricher -> correlator -> analyzer. As in the OpenTelemetry Collect
 processor, a batch closes when it is full or when its first point has waited long enough,
 whichever comes first. Each batch runs without yielding to the event loop, so readers never see
 a half-processed batch and the counters always add up.
+
+Between batches, accepts in progress go first: an agent waits on its accept, while a batch in the
+queue waits on nobody. Without that, an accept that needs a few turns of the event loop (reading
+the body, admitting, answering) would wait for a whole batch at each turn when there is a backlog.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from service.settings import Settings
@@ -51,6 +56,8 @@ class Pipeline:
         self.analyzer = Analyzer.from_settings(settings, self._rules)
 
         self._wake = asyncio.Event()
+        self._accepts_in_progress = 0
+        self._accepts_done = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._stopping = False
         self._stopped = False
@@ -107,7 +114,18 @@ class Pipeline:
             )
         return left
 
-    def submit(
+    @contextlib.contextmanager
+    def accepting(self) -> Iterator[None]:
+        """Mark an accept in progress, from before its body is read until it is answered."""
+        self._accepts_in_progress += 1
+        try:
+            yield
+        finally:
+            self._accepts_in_progress -= 1
+            if not self._accepts_in_progress:
+                self._accepts_done.set()
+
+    async def submit(
         self,
         items: list[Any],
         client: str,
@@ -115,13 +133,17 @@ class Pipeline:
         read: BatchReader = parse_points,
     ) -> dict[str, Any]:
         """Admit a batch of points (or raise a Problem) and wake the worker; `read` as in
-        `Collector.admit`."""
-        result = self.collector.admit(items, client, rate_key, read)
+        `Collector.admit`, the rate kept per `rate_key`, per `client` address without one."""
+        await self.collector.check_rate(len(items), rate_key or client)
+        result = self.collector.admit(items, client, read)
         self._wake.set()
         return result
 
-    def submit_one(self, item: Any, client: str, rate_key: str | None = None) -> dict[str, Any]:
-        result = self.collector.admit_one(item, client, rate_key)
+    async def submit_one(
+        self, item: Any, client: str, rate_key: str | None = None
+    ) -> dict[str, Any]:
+        await self.collector.check_rate(1, rate_key or client)
+        result = self.collector.admit_one(item, client)
         self._wake.set()
         return result
 
@@ -177,12 +199,26 @@ class Pipeline:
                 continue
 
             await self._fill(batch_size)
+            await self._let_accepts_finish()
             for cache in self._caches():
                 if cache is not None:
                     await cache.refresh()
             self._process(*self.queue.take(batch_size))
-            # Let requests in between batches; a long backlog must not starve the API.
-            await asyncio.sleep(0)
+
+    async def _let_accepts_finish(self) -> None:
+        """Yield before a batch, and let accepts in progress finish first, for a bounded time."""
+        # Two turns of the event loop: one reads what arrived during the last batch, the next
+        # starts the handlers it created, which then count as accepts in progress.
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        patience = self._settings.telemetry_accept_priority_seconds
+        if not self._accepts_in_progress or patience <= 0:
+            return
+
+        # Bounded: a client that sends its body slowly must not stall the analysis.
+        self._accepts_done.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._accepts_done.wait(), patience)
 
     async def _fill(self, batch_size: int) -> None:
         """Wait for a full batch, at most the configured wait after its first point."""

@@ -48,40 +48,39 @@ BATCH_BODY = {
 
 @router.post("", status_code=202, openapi_extra=POINT_BODY)
 async def post_point(request: Request) -> JSONResponse:
-    pipeline, body_format, body = await _read(request)
+    pipeline = pipeline_of(request)
+    with pipeline.accepting():
+        body_format, body = await _read(request, pipeline)
 
-    # An NDJSON body is a batch whatever the route: each line is one point.
-    if body_format == NDJSON:
-        return _submit_batch(pipeline, parse_ndjson(body), request)
-    point = parse_json(body)
-    accepted = pipeline.submit_one(point, client_of(request), rate_key_of(request))
-    return JSONResponse(accepted, status_code=202)
+        # An NDJSON body is a batch whatever the route: each line is one point.
+        if body_format == NDJSON:
+            return await _submit_batch(pipeline, parse_ndjson(body), request)
+        point = parse_json(body)
+        accepted = await pipeline.submit_one(point, client_of(request), rate_key_of(request))
+        return JSONResponse(accepted, status_code=202)
 
 
 @router.post("/batch", status_code=202, openapi_extra=BATCH_BODY)
 async def post_batch(request: Request) -> JSONResponse:
-    pipeline, body_format, body = await _read(request)
-
-    if body_format == NDJSON:
-        return _submit_batch(pipeline, parse_ndjson(body), request)
-    return _submit_batch(pipeline, _batch_items(parse_json(body)), request)
-
-
-async def _read(request: Request) -> tuple[Pipeline, str, bytes]:
-    """The pipeline, the body's format and the decoded body; refusals come before reading."""
     pipeline = pipeline_of(request)
+    with pipeline.accepting():
+        body_format, body = await _read(request, pipeline)
+
+        if body_format == NDJSON:
+            return await _submit_batch(pipeline, parse_ndjson(body), request)
+        return await _submit_batch(pipeline, _batch_items(parse_json(body)), request)
+
+
+async def _read(request: Request, pipeline: Pipeline) -> tuple[str, bytes]:
+    """The body's format and the decoded body; refusals come before reading."""
     pipeline.collector.check_open()
     body_format = native_format(request)
-    return (
-        pipeline,
-        body_format,
-        await read_body(request, pipeline.max_body_bytes, limit=BODY_LIMIT),
-    )
+    return body_format, await read_body(request, pipeline.max_body_bytes, limit=BODY_LIMIT)
 
 
-def _submit_batch(pipeline: Pipeline, items: list[Any], request: Request) -> JSONResponse:
+async def _submit_batch(pipeline: Pipeline, items: list[Any], request: Request) -> JSONResponse:
     pipeline.collector.check_size(len(items))
-    accepted = pipeline.submit(items, client_of(request), rate_key_of(request))
+    accepted = await pipeline.submit(items, client_of(request), rate_key_of(request))
     return JSONResponse(accepted, status_code=202)
 
 

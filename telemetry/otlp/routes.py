@@ -47,11 +47,12 @@ async def _export(request: Request, signal: Signal) -> Response:
     wire = _wire_format(request)
     try:
         pipeline = pipeline_of(request)
-        pipeline.collector.check_open()
-        body = await read_body(request, pipeline.max_body_bytes, limit=BODY_LIMIT)
-        items, origins = mapping.points(signal, codec.decode(signal, body, wire))
-        senders = (client_of(request), rate_key_of(request))
-        rejected, message = _submit(pipeline, items, origins, senders)
+        with pipeline.accepting():
+            pipeline.collector.check_open()
+            body = await read_body(request, pipeline.max_body_bytes, limit=BODY_LIMIT)
+            items, origins = mapping.points(signal, codec.decode(signal, body, wire))
+            senders = (client_of(request), rate_key_of(request))
+            rejected, message = await _submit(pipeline, items, origins, senders)
     except Problem as problem:
         content = codec.encode_status(problem, wire)
         return Response(content, problem.status, headers=problem.headers, media_type=wire)
@@ -72,7 +73,7 @@ def _wire_format(request: Request) -> str:
     )
 
 
-def _submit(
+async def _submit(
     pipeline: Pipeline, items: list[dict], origins: list[int], senders: tuple[str, str]
 ) -> tuple[int, str]:
     """Admit the points; the count of OTLP items rejected and why.
@@ -82,7 +83,7 @@ def _submit(
     if not items:
         return 0, ""
     pipeline.collector.check_size(len(items))
-    result = pipeline.submit(items, *senders, read=check_typed_points)
+    result = await pipeline.submit(items, *senders, read=check_typed_points)
     if not result["rejected"]:
         return 0, ""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from tests.telemetry.conftest import FakeSources, metric, wait_processed
@@ -197,6 +198,35 @@ async def test_resent_batch_is_reported_as_duplicates_and_not_double_counted(tel
         analysis = (await client.get("/telemetry/analysis")).json()
         cpu = [series for series in analysis["series"] if series["name"] == "cpu"]
         assert cpu[0]["points"] == 10
+
+
+async def test_accepts_in_progress_go_before_the_next_batch(telemetry_service):
+    backlog = [metric("cpu", float(i), HOUR_AGO + i) for i in range(2_000)]
+    async with telemetry_service(telemetry_worker_batch_size=100) as (client, pipeline):
+        await pipeline.submit(backlog, "127.0.0.1")
+
+        with pipeline.accepting():
+            # Reading a body, admitting it and answering take several turns of the event loop;
+            # without the priority the worker would take a batch at each of them.
+            for _ in range(20):
+                await asyncio.sleep(0)
+            batches_during_accept = pipeline.counters["batches"]
+
+        assert batches_during_accept == 0
+        metrics = await wait_processed(client)
+        assert (metrics["processed"], metrics["batches"]) == (2_000, 20)
+
+
+async def test_an_accept_that_never_ends_delays_the_analysis_only_boundedly(telemetry_service):
+    backlog = [metric("cpu", float(i), HOUR_AGO + i) for i in range(500)]
+    settings = {"telemetry_worker_batch_size": 100, "telemetry_accept_priority_seconds": 0.01}
+    async with telemetry_service(**settings) as (client, pipeline):
+        await pipeline.submit(backlog, "127.0.0.1")
+
+        with pipeline.accepting():  # a client sending its body very slowly
+            metrics = await wait_processed(client)
+
+        assert (metrics["processed"], metrics["queued"], metrics["batches"]) == (500, 0, 5)
 
 
 async def test_stop_drains_the_queue_and_refuses_new_points(telemetry_service):
