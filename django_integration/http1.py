@@ -136,6 +136,10 @@ class Http1Transport(httpx.AsyncBaseTransport):
         self._idle.clear()
 
     async def _acquire_slot(self, request: httpx.Request, timeout: float | None) -> None:
+        if not self._slots.locked():
+            # A free slot is taken without waiting: no pool timer to arm and cancel.
+            await self._slots.acquire()
+            return
         try:
             async with asyncio.timeout(timeout):
                 await self._slots.acquire()

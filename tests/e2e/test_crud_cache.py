@@ -34,6 +34,23 @@ def test_read_is_cached_until_a_write(api: httpx.Client) -> None:
     assert (after.headers["X-Cache"], after.json()["data"]["rate_limit_per_hour"]) == ("miss", 3)
 
 
+def test_a_hit_is_the_first_answer_byte_for_byte(api: httpx.Client) -> None:
+    name = unique("bytes-é")  # a non-ASCII name: written as UTF-8, as the first answer was
+    created = api.post(CHANNELS, json={"name": name, "channel_type": "email"}).json()["data"]
+    url = f"{CHANNELS}{created['id']}/"
+
+    miss, hit = api.get(url), api.get(url)
+
+    assert (miss.headers["X-Cache"], hit.headers["X-Cache"]) == ("miss", "hit")
+    assert hit.content == miss.content
+    assert miss.json() == {"data": created}
+    assert f'"name":"{name}"'.encode() in hit.content
+    assert [miss.headers["Content-Type"], hit.headers["Content-Length"]] == [
+        "application/json",
+        str(len(miss.content)),
+    ]
+
+
 WRITES = {
     "create": lambda api, url: api.post(
         CHANNELS, json={"name": unique("w"), "channel_type": "email"}

@@ -204,3 +204,12 @@ def test_idempotent_retry_of_a_refused_create_replays_the_problem(api: httpx.Cli
     assert {k: v for k, v in retry.json().items() if k != "instance"} == {
         k: v for k, v in first.json().items() if k != "instance"
     }
+
+
+def test_a_path_parameter_off_its_pattern_is_refused_by_name(api: httpx.Client) -> None:
+    response = api.get(f"{CHANNELS}bad!id/")
+
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"field": "path.entity_id", "message": "String should match pattern '^[A-Za-z0-9-]+$'"}
+    ]
