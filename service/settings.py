@@ -176,7 +176,8 @@ class Settings(BaseSettings):
     telemetry_max_attributes: int = Field(64, ge=0)
     telemetry_queue_max_bytes: int = Field(256 * 1024 * 1024, ge=1024)
     telemetry_worker_max_wait_seconds: float = Field(0.05, ge=0)
-    # How long the worker lets accepts in progress finish before its next batch; 0: no wait.
+    # How long the worker lets accepts in progress (younger than this) finish before its next
+    # batch; 0: no wait.
     telemetry_accept_priority_seconds: float = Field(0.05, ge=0)
     telemetry_drain_timeout_seconds: float = Field(10.0, gt=0)
     # Processing, enrichment, correlation and analysis (issue #5 part B).

@@ -56,8 +56,9 @@ class Pipeline:
         self.analyzer = Analyzer.from_settings(settings, self._rules)
 
         self._wake = asyncio.Event()
-        self._accepts_in_progress = 0
-        self._accepts_done = asyncio.Event()
+        # Each accept in progress, with the loop time it began at.
+        self._accepts: dict[object, float] = {}
+        self._accept_finished = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._stopping = False
         self._stopped = False
@@ -117,13 +118,13 @@ class Pipeline:
     @contextlib.contextmanager
     def accepting(self) -> Iterator[None]:
         """Mark an accept in progress, from before its body is read until it is answered."""
-        self._accepts_in_progress += 1
+        token = object()
+        self._accepts[token] = asyncio.get_running_loop().time()
         try:
             yield
         finally:
-            self._accepts_in_progress -= 1
-            if not self._accepts_in_progress:
-                self._accepts_done.set()
+            del self._accepts[token]
+            self._accept_finished.set()
 
     async def submit(
         self,
@@ -212,13 +213,17 @@ class Pipeline:
         await asyncio.sleep(0)
         await asyncio.sleep(0)
         patience = self._settings.telemetry_accept_priority_seconds
-        if not self._accepts_in_progress or patience <= 0:
-            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patience
+        while (now := loop.time()) < deadline and self._recent_accepts(now, patience):
+            self._accept_finished.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._accept_finished.wait(), deadline - now)
 
-        # Bounded: a client that sends its body slowly must not stall the analysis.
-        self._accepts_done.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._accepts_done.wait(), patience)
+    def _recent_accepts(self, now: float, patience: float) -> bool:
+        # Only accepts younger than the patience count: a client sending its body slowly would
+        # otherwise hold back every batch until it is done.
+        return any(now - began < patience for began in self._accepts.values())
 
     async def _fill(self, batch_size: int) -> None:
         """Wait for a full batch, at most the configured wait after its first point."""

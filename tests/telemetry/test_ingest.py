@@ -229,6 +229,20 @@ async def test_an_accept_that_never_ends_delays_the_analysis_only_boundedly(tele
         assert (metrics["processed"], metrics["queued"], metrics["batches"]) == (500, 0, 5)
 
 
+async def test_an_accept_older_than_the_patience_holds_back_no_batch(telemetry_service):
+    backlog = [metric("cpu", float(i), HOUR_AGO + i) for i in range(2_000)]
+    settings = {"telemetry_worker_batch_size": 100, "telemetry_accept_priority_seconds": 1.0}
+    async with telemetry_service(**settings) as (client, pipeline):
+        with pipeline.accepting():  # a client that has been sending its body for over a second
+            await asyncio.sleep(1.05)
+            await pipeline.submit(backlog, "127.0.0.1")
+
+            # Were it still waited for, the 20 batches would take 20 s of patience.
+            metrics = await wait_processed(client, deadline=5.0)
+
+        assert (metrics["processed"], metrics["queued"], metrics["batches"]) == (2_000, 0, 20)
+
+
 async def test_stop_drains_the_queue_and_refuses_new_points(telemetry_service):
     items = [metric("cpu", float(i), HOUR_AGO + i) for i in range(50)]
     async with telemetry_service() as (client, pipeline):
