@@ -144,14 +144,21 @@ class Collector:
         """
         if count == 0:
             return
+        if count > self._rate.amount:
+            # No wait would let it through: say so, as for a batch larger than the queue.
+            self._refuse_over_rate(count)
+            raise Problem(
+                413,
+                f"{count} points are more than the rate limit of "
+                f"{self._settings.telemetry_rate_limit} points allows at once; send fewer.",
+                title="Batch Too Large",
+            )
         if self._limiter is None:
             self._limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
         if await self._limiter.hit(self._rate, "telemetry", rate_key, cost=count):
             return
 
-        self.counters["received"] += count
-        self.counters["rate_limited"] += count
-        self._refuse(count)
+        self._refuse_over_rate(count)
         stats = await self._limiter.get_window_stats(self._rate, "telemetry", rate_key)
         wait = math.ceil(max(stats.reset_time - time.time(), 1.0))
         raise Problem(
@@ -190,6 +197,11 @@ class Collector:
 
     def _refuse(self, count: int) -> None:
         self.counters["refused"] += count
+
+    def _refuse_over_rate(self, count: int) -> None:
+        self.counters["received"] += count
+        self.counters["rate_limited"] += count
+        self._refuse(count)
 
     def _seconds_to_room(self, count: int, size: int) -> int:
         queue = self._queue

@@ -176,6 +176,24 @@ async def test_rate_limit_per_client_is_429(telemetry_service):
         assert (metrics["accepted"], metrics["rate_limited"], metrics["refused"]) == (3, 3, 3)
 
 
+async def test_a_batch_larger_than_the_rate_limit_is_413_not_a_retry_forever(telemetry_service):
+    items = [metric("cpu", float(i), HOUR_AGO + i) for i in range(6)]
+    async with telemetry_service(telemetry_rate_limit="5/minute") as (client, _):
+        refused = await client.post("/telemetry/batch", json=items)
+
+        assert refused.status_code == 413
+        assert refused.headers["content-type"] == PROBLEM
+        assert "retry-after" not in refused.headers
+        assert refused.json()["detail"] == (
+            "6 points are more than the rate limit of 5/minute points allows at once; send fewer."
+        )
+        metrics = (await client.get("/telemetry/metrics")).json()
+        assert (metrics["received"], metrics["rate_limited"], metrics["refused"]) == (6, 6, 6)
+        # The limit itself is untouched: five points still pass.
+        accepted = await client.post("/telemetry/batch", json=items[:5])
+        assert accepted.json() == {"accepted": 5, "rejected": [], "duplicates": 0}
+
+
 async def test_resent_batch_is_reported_as_duplicates_and_not_double_counted(telemetry_service):
     items = [metric("cpu", float(i), HOUR_AGO + i, service="api") for i in range(10)]
     items.append({"type": "trace", "name": "GET /", "span_id": "s1", "timestamp": HOUR_AGO})
