@@ -178,7 +178,7 @@ class Settings(BaseSettings):
     telemetry_worker_max_wait_seconds: float = Field(0.05, ge=0)
     # How long the worker lets accepts in progress (younger than this) finish before its next
     # batch; 0: no wait.
-    telemetry_accept_priority_seconds: float = Field(0.05, ge=0)
+    telemetry_accept_priority_seconds: float = Field(0.01, ge=0)
     telemetry_drain_timeout_seconds: float = Field(10.0, gt=0)
     # Processing, enrichment, correlation and analysis (issue #5 part B).
     # Cardinality: past these, points join an overflow series (`otel.metric.overflow`).

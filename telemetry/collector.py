@@ -124,8 +124,8 @@ class Collector:
         self.counters["duplicates"] += duplicates
         return {"accepted": len(fresh), "rejected": rejected, "duplicates": duplicates}
 
-    def admit_one(self, item: Any, client: str) -> dict[str, Any]:
-        """Admit a single point; a bad one is a 422 with field errors, not a rejection."""
+    def check_one(self, item: Any) -> None:
+        """A single point that fails validation is a 422 with field errors, not a rejection."""
         point, errors = parse_point(item, self._clock(), self._limits)
         if point is None and self.accepting:
             self.counters["received"] += 1
@@ -135,14 +135,13 @@ class Collector:
                 "The telemetry point failed validation.",
                 errors=[{"field": field, "message": message} for field, message in errors],
             )
-        return self.admit([item], client)
 
     async def check_rate(self, count: int, rate_key: str) -> None:
         """429 once the sender is over its rate; refused points count as received.
 
         The rate is kept per `rate_key`: the API key's name, or the address without one.
         """
-        if count == 0:
+        if count == 0 or not self.accepting:  # shutting down: admit answers 503
             return
         if count > self._rate.amount:
             # No wait would let it through: say so, as for a batch larger than the queue.

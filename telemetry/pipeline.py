@@ -143,8 +143,10 @@ class Pipeline:
     async def submit_one(
         self, item: Any, client: str, rate_key: str | None = None
     ) -> dict[str, Any]:
+        # Checked before the rate, so that a bad point is a 422 that spends none of it.
+        self.collector.check_one(item)
         await self.collector.check_rate(1, rate_key or client)
-        result = self.collector.admit_one(item, client)
+        result = self.collector.admit([item], client)
         self._wake.set()
         return result
 

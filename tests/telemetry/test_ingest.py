@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
+from service.problems import Problem
 from tests.telemetry.conftest import FakeSources, metric, wait_processed
 
 PROBLEM = "application/problem+json"
@@ -176,6 +179,38 @@ async def test_rate_limit_per_client_is_429(telemetry_service):
         assert (metrics["accepted"], metrics["rate_limited"], metrics["refused"]) == (3, 3, 3)
 
 
+async def test_a_bad_single_point_is_a_422_and_spends_no_rate(telemetry_service):
+    async with telemetry_service(telemetry_rate_limit="2/minute") as (client, _):
+        statuses = [
+            (await client.post("/telemetry", json=point)).status_code
+            for point in (
+                metric("cpu", 1.0, HOUR_AGO),
+                {"name": "cpu", "value": "fast"},
+                metric("cpu", 2.0, HOUR_AGO + 1),
+                {"name": "cpu", "value": "fast"},
+                metric("cpu", 3.0, HOUR_AGO + 2),
+            )
+        ]
+
+        assert statuses == [202, 422, 202, 422, 429]
+        metrics = (await client.get("/telemetry/metrics")).json()
+        assert (metrics["accepted"], metrics["rejected"], metrics["rate_limited"]) == (2, 2, 1)
+
+
+async def test_shutting_down_is_a_503_even_for_a_sender_over_its_rate(telemetry_service):
+    items = [metric("cpu", float(i), HOUR_AGO + i) for i in range(2)]
+    async with telemetry_service(telemetry_rate_limit="2/minute") as (client, pipeline):
+        assert (await client.post("/telemetry/batch", json=items)).status_code == 202
+        pipeline.refuse_new()  # as when SIGTERM arrives while this sender's body is read
+
+        with pytest.raises(Problem) as refused:
+            await pipeline.submit(items, "127.0.0.1")
+
+        assert refused.value.status == 503
+        counters = pipeline.collector.counters
+        assert (counters["received"], counters["refused"], counters["rate_limited"]) == (4, 2, 0)
+
+
 async def test_a_batch_larger_than_the_rate_limit_is_413_not_a_retry_forever(telemetry_service):
     items = [metric("cpu", float(i), HOUR_AGO + i) for i in range(6)]
     async with telemetry_service(telemetry_rate_limit="5/minute") as (client, _):
@@ -220,7 +255,8 @@ async def test_resent_batch_is_reported_as_duplicates_and_not_double_counted(tel
 
 async def test_accepts_in_progress_go_before_the_next_batch(telemetry_service):
     backlog = [metric("cpu", float(i), HOUR_AGO + i) for i in range(2_000)]
-    async with telemetry_service(telemetry_worker_batch_size=100) as (client, pipeline):
+    settings = {"telemetry_worker_batch_size": 100, "telemetry_accept_priority_seconds": 5.0}
+    async with telemetry_service(**settings) as (client, pipeline):
         await pipeline.submit(backlog, "127.0.0.1")
 
         with pipeline.accepting():
