@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import zlib
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from service.problems import Problem
 
@@ -31,11 +31,20 @@ async def read_body(request: Request, max_bytes: int, *, limit: str) -> bytes:
 
     chunks: list[bytes] = []
     received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > max_bytes:
-            raise too_large(max_bytes, limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > max_bytes:
+                raise too_large(max_bytes, limit)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Nobody is left to read the answer, but the log and the metrics should blame the
+        # client, not count a server error.
+        raise Problem(
+            400,
+            f"The client closed the connection after {received} bytes of its body.",
+            title="Client Disconnected",
+        ) from None
     body = b"".join(chunks)
 
     if coding == "identity":
