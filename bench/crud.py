@@ -11,6 +11,10 @@ middleware take turns, request by request, so that both see the same load on the
   direct PATCH   PATCH straight to the backend (conditional on If-Match), for scale
   PATCH          PATCH through the middleware: audit entry, conditional write, invalidation
 
+Also printed: the middleware's own CPU time per miss and per hit (from /proc, all its
+threads), which the machine's other load changes less than latency, and how fast this machine
+runs Python (bench/machine.py), so that runs on different days compare.
+
 Run: python bench/crud.py [--requests 1000]
 """
 
@@ -28,6 +32,7 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench import machine  # noqa: E402
 from tests.backend_server import BackendServer  # noqa: E402
 from tests.middleware_server import MiddlewareServer  # noqa: E402
 
@@ -78,6 +83,9 @@ def main() -> None:
         env = {
             **backend.env,
             "OBSERVER_LOG_LEVEL": "WARNING",
+            # The hit phase reads what the miss phase cached; on a slow machine the miss
+            # phase outlasts the default 30 s TTL, and the hits would be misses.
+            "OBSERVER_CACHE_TTL_SECONDS": "3600",
         }
         with (
             MiddlewareServer(Path(data), env=env) as middleware,
@@ -101,8 +109,15 @@ def main() -> None:
             timed(through, "GET", warm)
             patch = {"json": {"rate_limit_per_hour": 2}, "headers": {"If-Match": '"1"'}}
 
+            pid = middleware.pid
+            started = machine.cpu_seconds(pid)
             direct_get, miss_get = timed_in_turns(direct, through, "GET", urls, urls)
+            missed = machine.cpu_seconds(pid)
             hit_get = timed(through, "GET", urls)
+            cpu_ms = {
+                "miss": (missed - started) * 1000 / count,
+                "hit": (machine.cpu_seconds(pid) - missed) * 1000 / count,
+            }
             direct_patch, patch_through = timed_in_turns(
                 direct, through, "PATCH", spare_urls, urls, **patch
             )
@@ -113,10 +128,11 @@ def main() -> None:
                 "direct PATCH": direct_patch,
                 "PATCH": patch_through,
             }
-    report(results, count)
+    report(results, cpu_ms, count)
+    print(machine.describe())
 
 
-def report(results: dict[str, list[float]], count: int) -> None:
+def report(results: dict[str, list[float]], cpu_ms: dict[str, float], count: int) -> None:
     print(f"{count} requests each, sequential, one keep-alive client, loopback")
     print(f"{'path':<13} {'median ms':>10} {'p99 ms':>8} {'req/s':>8}")
     figures = {name: summary(latencies) for name, latencies in results.items()}
@@ -127,6 +143,7 @@ def report(results: dict[str, list[float]], count: int) -> None:
     paired = [m - d for d, m in zip(results["direct GET"], results["miss GET"], strict=True)]
     print(f"  (median of the per-request differences: {statistics.median(paired):+.2f} ms)")
     print(f"hit is {direct / hit:.1f}x faster than direct (target at least 5x)")
+    print(f"middleware CPU per request: miss {cpu_ms['miss']:.2f} ms, hit {cpu_ms['hit']:.2f} ms")
     patch_direct, patch_through = figures["direct PATCH"][0], figures["PATCH"][0]
     print(f"PATCH through the middleware takes {patch_through / patch_direct:.1f}x the direct one")
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -41,6 +40,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2  # noqa: E402
 from opentelemetry.proto.common.v1 import common_pb2  # noqa: E402
 
+from bench import machine  # noqa: E402
 from tests.backend_server import BackendServer  # noqa: E402
 from tests.middleware_server import ADMIN_API_KEY, MiddlewareServer  # noqa: E402
 
@@ -132,7 +132,7 @@ async def throughput(url: str, path: str, bodies: list[Body], pid: int) -> dict:
     """Send every body with a few connections; rates of acceptance and of processing."""
     async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=120) as client:
         before = await metrics(client)
-        cpu_before = cpu_seconds(pid)
+        cpu_before = machine.cpu_seconds(pid)
         sender = Sender(client)
         queue: asyncio.Queue[Body] = asyncio.Queue()
         for body in bodies:
@@ -147,7 +147,7 @@ async def throughput(url: str, path: str, bodies: list[Body], pid: int) -> dict:
         accepted_at = time.perf_counter() - started
         after = await wait_processed(client)
         processed_at = time.perf_counter() - started
-        cpu = cpu_seconds(pid) - cpu_before
+        cpu = machine.cpu_seconds(pid) - cpu_before
 
     points = after["processed"] - before["processed"]
     return {
@@ -190,12 +190,6 @@ async def paced(
     }
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process, from /proc (fields 14 and 15 of stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def resident_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -208,8 +202,7 @@ def start_service(data_dir: Path, backend: BackendServer | None) -> tuple[Middle
     if backend is not None:
         env.update(backend.env)
     server = MiddlewareServer(data_dir, env=env).start()
-    assert server._process is not None
-    return server, server._process.pid
+    return server, server.pid
 
 
 async def run(points: int, soak: float, embedded: bool) -> None:
@@ -337,6 +330,7 @@ def main() -> None:
     )
     arguments = parser.parse_args()
     asyncio.run(run(arguments.points, arguments.soak, arguments.embedded_backend))
+    print(machine.describe())
 
 
 if __name__ == "__main__":

@@ -30,15 +30,19 @@ router = APIRouter(
     route_class=CheckedRoute,
 )
 
+# The read's path; read_route.py serves it first, for paths whose parameters are valid.
+READ_PATH = "/api/{app}/{resource}/{entity_id}/"
 OPERATOR_OF_SUFFIX = {suffix: operator for operator, suffix in LOOKUP_SUFFIX.items() if suffix}
 LIST_PARAMETERS = frozenset({"page", "page_size", "ordering", "include_inactive"})
 # The two halves of an entity type (models.ENTITY_TYPE_PATTERN) and an id, checked on the path;
 # the examples give the docs' "Try it out" a type that exists.
+NAME_MAX_LENGTH = 50
+ENTITY_ID_MAX_LENGTH = 100
 App = Annotated[
     str,
     Path(
         pattern=r"^[a-z][a-z0-9_]*$",
-        max_length=50,
+        max_length=NAME_MAX_LENGTH,
         openapi_examples={"notification": {"value": "notification"}},
     ),
 ]
@@ -46,11 +50,11 @@ Resource = Annotated[
     str,
     Path(
         pattern=r"^[a-z][a-z0-9_-]*$",
-        max_length=50,
+        max_length=NAME_MAX_LENGTH,
         openapi_examples={"channels": {"value": "channels"}},
     ),
 ]
-EntityId = Annotated[str, Path(pattern=ENTITY_ID_PATTERN, max_length=100)]
+EntityId = Annotated[str, Path(pattern=ENTITY_ID_PATTERN, max_length=ENTITY_ID_MAX_LENGTH)]
 IF_MATCH = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
 # These routes read their body themselves (see _json_object): say in the OpenAPI what it is.
 JSON_OBJECT_BODY = {
@@ -95,7 +99,7 @@ async def bulk_entities(app: App, resource: Resource, request: Request) -> Respo
     return await idempotent(request, body, run)
 
 
-@router.get("/{entity_id}/", summary="Read an entity")
+@router.get(READ_PATH.removeprefix(router.prefix), summary="Read an entity")
 async def read_entity(
     app: App, resource: Resource, entity_id: EntityId, request: Request
 ) -> Response:

@@ -61,6 +61,7 @@ class ServiceMetrics:
         )
         # Bounded: routes are templates (404s share one label) and statuses are few.
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._backend_children: dict[str, tuple[Any, Any]] = {}
 
     def watch(self, state: Any) -> None:
         """Export the numbers kept on `app.state` (read at each scrape)."""
@@ -83,8 +84,17 @@ class ServiceMetrics:
         duration.observe(seconds)
 
     def observe_backend_call(self, outcome: str, seconds: float) -> None:
-        self.backend_calls.labels(outcome).inc()
-        self.backend_call_seconds.labels(outcome).observe(seconds)
+        """Count one attempt (django_integration/api_client.py calls this after each one)."""
+        children = self._backend_children.get(outcome)
+        if children is None:  # outcomes are a handful of words: looked up once each, as above
+            children = (
+                self.backend_calls.labels(outcome),
+                self.backend_call_seconds.labels(outcome),
+            )
+            self._backend_children[outcome] = children
+        count, duration = children
+        count.inc()
+        duration.observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -65,6 +65,11 @@ class MiddlewareServer:
         self._process = None
 
     @property
+    def pid(self) -> int:
+        assert self._process is not None, "the server is not running"
+        return self._process.pid
+
+    @property
     def headers(self) -> dict[str, str]:
         """What a client sends to be admitted: the server's admin key, if it has one."""
         key = self._extra_env["OBSERVER_ADMIN_API_KEY"]

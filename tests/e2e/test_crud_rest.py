@@ -206,6 +206,19 @@ def test_idempotent_retry_of_a_refused_create_replays_the_problem(api: httpx.Cli
     }
 
 
+def test_an_id_of_the_longest_length_is_read_and_one_longer_is_refused(
+    api: httpx.Client,
+) -> None:
+    longest = api.get(f"{CHANNELS}{'a' * 100}/")
+    too_long = api.get(f"{CHANNELS}{'a' * 101}/")
+
+    assert (longest.status_code, longest.json()["title"]) == (404, "Not Found")
+    assert too_long.status_code == 422
+    assert too_long.json()["errors"] == [
+        {"field": "path.entity_id", "message": "String should have at most 100 characters"}
+    ]
+
+
 def test_a_path_parameter_off_its_pattern_is_refused_by_name(api: httpx.Client) -> None:
     response = api.get(f"{CHANNELS}bad!id/")
 

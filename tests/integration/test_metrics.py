@@ -63,6 +63,18 @@ def test_requests_are_counted_by_route_template(api: httpx.Client) -> None:
     assert count == 3
 
 
+def test_both_read_routes_count_under_the_read_template(api: httpx.Client) -> None:
+    # A valid id is served by the lean read route (crud/read_route.py), a bad one by FastAPI's.
+    assert api.get("/api/notification/channels/no-such-id/").status_code == 404
+    assert api.get("/api/notification/channels/bad!id/").status_code == 422
+
+    parsed = families(api)
+    requests, total = "observer_http_requests", "observer_http_requests_total"
+    read = "/api/{app}/{resource}/{entity_id}/"
+    assert value(parsed, requests, total, route=read, method="GET", status="404") == 1
+    assert value(parsed, requests, total, route=read, method="GET", status="422") == 1
+
+
 def test_backend_calls_breaker_pool_and_pipeline_are_exported(api: httpx.Client) -> None:
     assert api.post("/crud", json=LIST_CHANNELS).status_code == 200
     parsed = families(api)

@@ -182,12 +182,15 @@ EXAMPLES: dict[str, Callable[[Fixtures], Example]] = {
 
 
 def _app_routes() -> list[str]:
+    """Each method and template once: the REST read has two routes, the lean one that serves
+    valid paths (crud/read_route.py) and the documented one, under one template and scope."""
     app = create_app(Settings())
-    return [
+    routes = (
         f"{method} {route.path}"
         for route in iter_route_contexts(app.routes)
         for method in sorted(getattr(route, "methods", None) or ())
-    ]
+    )
+    return list(dict.fromkeys(routes))
 
 
 ROUTES = _app_routes()
