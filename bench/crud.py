@@ -12,8 +12,7 @@ middleware take turns, request by request, so that both see the same load on the
   PATCH          PATCH through the middleware: audit entry, conditional write, invalidation
 
 Also printed: the middleware's own CPU time per miss and per hit (from /proc, all its
-threads), which the machine's other load changes less than latency, and how fast this machine
-runs Python (bench/machine.py), so that runs on different days compare.
+threads), which the machine's other load changes less than latency.
 
 Run: python bench/crud.py [--requests 1000]
 """
@@ -32,7 +31,7 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench import machine  # noqa: E402
+from bench.process_cpu import cpu_seconds  # noqa: E402
 from tests.backend_server import BackendServer  # noqa: E402
 from tests.middleware_server import MiddlewareServer  # noqa: E402
 
@@ -110,13 +109,13 @@ def main() -> None:
             patch = {"json": {"rate_limit_per_hour": 2}, "headers": {"If-Match": '"1"'}}
 
             pid = middleware.pid
-            started = machine.cpu_seconds(pid)
+            started = cpu_seconds(pid)
             direct_get, miss_get = timed_in_turns(direct, through, "GET", urls, urls)
-            missed = machine.cpu_seconds(pid)
+            missed = cpu_seconds(pid)
             hit_get = timed(through, "GET", urls)
             cpu_ms = {
                 "miss": (missed - started) * 1000 / count,
-                "hit": (machine.cpu_seconds(pid) - missed) * 1000 / count,
+                "hit": (cpu_seconds(pid) - missed) * 1000 / count,
             }
             direct_patch, patch_through = timed_in_turns(
                 direct, through, "PATCH", spare_urls, urls, **patch
@@ -129,7 +128,6 @@ def main() -> None:
                 "PATCH": patch_through,
             }
     report(results, cpu_ms, count)
-    print(machine.describe())
 
 
 def report(results: dict[str, list[float]], cpu_ms: dict[str, float], count: int) -> None:

@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2  # noqa: E402
 from opentelemetry.proto.common.v1 import common_pb2  # noqa: E402
 
-from bench import machine  # noqa: E402
+from bench.process_cpu import cpu_seconds  # noqa: E402
 from tests.backend_server import BackendServer  # noqa: E402
 from tests.middleware_server import ADMIN_API_KEY, MiddlewareServer  # noqa: E402
 
@@ -132,7 +132,7 @@ async def throughput(url: str, path: str, bodies: list[Body], pid: int) -> dict:
     """Send every body with a few connections; rates of acceptance and of processing."""
     async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=120) as client:
         before = await metrics(client)
-        cpu_before = machine.cpu_seconds(pid)
+        cpu_before = cpu_seconds(pid)
         sender = Sender(client)
         queue: asyncio.Queue[Body] = asyncio.Queue()
         for body in bodies:
@@ -147,7 +147,7 @@ async def throughput(url: str, path: str, bodies: list[Body], pid: int) -> dict:
         accepted_at = time.perf_counter() - started
         after = await wait_processed(client)
         processed_at = time.perf_counter() - started
-        cpu = machine.cpu_seconds(pid) - cpu_before
+        cpu = cpu_seconds(pid) - cpu_before
 
     points = after["processed"] - before["processed"]
     return {
@@ -330,7 +330,6 @@ def main() -> None:
     )
     arguments = parser.parse_args()
     asyncio.run(run(arguments.points, arguments.soak, arguments.embedded_backend))
-    print(machine.describe())
 
 
 if __name__ == "__main__":

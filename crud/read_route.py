@@ -11,9 +11,11 @@ Both routes run `read_entity`, so they answer alike.
 from __future__ import annotations
 
 import re
+from typing import Any
 
+from starlette.datastructures import URLPath
 from starlette.requests import Request
-from starlette.routing import BaseRoute, Match
+from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 
 from service.request_limits import check_query_text
@@ -43,6 +45,10 @@ class EntityReadRoute(BaseRoute):
         if found is None:
             return Match.NONE, {}
         return Match.FULL, {"path_params": found.groupdict(), "route": self}
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        # Not a name of its own: `url_for("read_entity", ...)` goes on to the documented route.
+        raise NoMatchFound(name, path_params)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         check_query_text(scope.get("query_string", b""))  # as CheckedRoute does

@@ -11,6 +11,8 @@ from starlette.routing import Match
 
 from crud.read_route import EntityReadRoute
 from crud.rest import App, EntityId, Resource
+from main import create_app
+from service.settings import Settings
 
 # FastAPI's rules for the read route's path: Starlette's template, then each parameter's type.
 TEMPLATE = re.compile(r"^/api/(?P<app>[^/]+)/(?P<resource>[^/]+)/(?P<entity_id>[^/]+)/$")
@@ -66,6 +68,15 @@ def test_a_match_carries_the_parameters_and_names_the_template() -> None:
         "entity_id": "ab-12",
     }
     assert child_scope["route"].path == "/api/{app}/{resource}/{entity_id}/"
+
+
+def test_urls_are_still_reversed_by_name() -> None:
+    app = create_app(Settings())
+
+    path = app.url_path_for("read_entity", app="notification", resource="channels", entity_id="x")
+
+    assert path == "/api/notification/channels/x/"
+    assert app.url_path_for("list_entities", app="a", resource="b") == "/api/a/b/"
 
 
 def test_other_methods_are_left_to_the_documented_routes() -> None:
