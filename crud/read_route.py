@@ -2,10 +2,10 @@
 
 A cache miss is the middleware's latency budget, and FastAPI spends part of it on every call
 solving the endpoint's parameters (typed, validated, documented) that a read does not need
-solved again: its three path parameters are checked here by one regular expression with the
-same rules. Only a path whose parameters are all valid matches; any other falls through to
-the documented route in rest.py, so a bad parameter is still FastAPI's own 422 naming it.
-Both routes run `read_entity`, so they answer alike.
+solved again: its three path parameters are checked here by one regular expression built
+from the parameters' own patterns and lengths. Only a path whose parameters are all valid
+matches; any other falls through to the documented route in rest.py, so a bad parameter is
+still FastAPI's own 422 naming it. Both routes run `read_entity`, so they answer alike.
 """
 
 from __future__ import annotations
@@ -20,12 +20,31 @@ from starlette.types import Receive, Scope, Send
 
 from service.request_limits import check_query_text
 
-from .rest import ENTITY_ID_MAX_LENGTH, NAME_MAX_LENGTH, READ_PATH, read_entity
+from .models import ENTITY_ID_PATTERN
+from .rest import (
+    APP_PATTERN,
+    ENTITY_ID_MAX_LENGTH,
+    NAME_MAX_LENGTH,
+    READ_PATH,
+    RESOURCE_PATTERN,
+    read_entity,
+)
+
+
+def _segment(name: str, pattern: str, max_length: int) -> str:
+    """A path segment named `name` that the parameter's own anchored `pattern` matches whole,
+    at most `max_length` characters long (a lookahead up to the next slash)."""
+    return rf"(?P<{name}>(?=[^/]{{1,{max_length}}}/){pattern.removeprefix('^').removesuffix('$')})"
+
 
 VALID_READ_PATH = re.compile(
-    rf"^/api/(?P<app>[a-z][a-z0-9_]{{0,{NAME_MAX_LENGTH - 1}}})"
-    rf"/(?P<resource>[a-z][a-z0-9_-]{{0,{NAME_MAX_LENGTH - 1}}})"
-    rf"/(?P<entity_id>[A-Za-z0-9-]{{1,{ENTITY_ID_MAX_LENGTH}}})/$"
+    "^/api/"
+    + _segment("app", APP_PATTERN, NAME_MAX_LENGTH)
+    + "/"
+    + _segment("resource", RESOURCE_PATTERN, NAME_MAX_LENGTH)
+    + "/"
+    + _segment("entity_id", ENTITY_ID_PATTERN, ENTITY_ID_MAX_LENGTH)
+    + "/$"
 )
 
 

@@ -36,12 +36,13 @@ OPERATOR_OF_SUFFIX = {suffix: operator for operator, suffix in LOOKUP_SUFFIX.ite
 LIST_PARAMETERS = frozenset({"page", "page_size", "ordering", "include_inactive"})
 # The two halves of an entity type (models.ENTITY_TYPE_PATTERN) and an id, checked on the path;
 # the examples give the docs' "Try it out" a type that exists.
+APP_PATTERN, RESOURCE_PATTERN = r"^[a-z][a-z0-9_]*$", r"^[a-z][a-z0-9_-]*$"
 NAME_MAX_LENGTH = 50
 ENTITY_ID_MAX_LENGTH = 100
 App = Annotated[
     str,
     Path(
-        pattern=r"^[a-z][a-z0-9_]*$",
+        pattern=APP_PATTERN,
         max_length=NAME_MAX_LENGTH,
         openapi_examples={"notification": {"value": "notification"}},
     ),
@@ -49,7 +50,7 @@ App = Annotated[
 Resource = Annotated[
     str,
     Path(
-        pattern=r"^[a-z][a-z0-9_-]*$",
+        pattern=RESOURCE_PATTERN,
         max_length=NAME_MAX_LENGTH,
         openapi_examples={"channels": {"value": "channels"}},
     ),
