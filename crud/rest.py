@@ -80,10 +80,26 @@ BULK_BODY = {
 }
 
 
-# FastAPI tries routes in the order they are declared, twice a request (to match and again
-# to handle), so the read that a cache miss is comes first. Routes serving the same paths
-# keep their order (bulk before the read, which also serves `/bulk/` as an id), so each
-# request is still served, refused or answered 405 by the same route as before.
+@router.get("/", summary="List entities")
+async def list_entities(app: App, resource: Resource, request: Request) -> Response:
+    check_query_values(request)
+    fields: dict[str, Any] = {"operation": "list", "entity_type": f"{app}.{resource}"}
+    fields |= _list_fields(request)
+    return await _run(request, fields)
+
+
+@router.post("/", summary="Create an entity", status_code=201, openapi_extra=JSON_OBJECT_BODY)
+async def create_entity(app: App, resource: Resource, request: Request) -> Response:
+    data = await _json_object(request)
+    fields = {"operation": "create", "entity_type": f"{app}.{resource}", "data": data}
+
+    async def run() -> tuple[int, Any, dict[str, str]]:
+        result = await _service(request).execute(_crud_request(fields), caller_of(request))
+        return result.status, result.body, result.headers
+
+    return await idempotent(request, data, run)
+
+
 @router.post(
     "/bulk/", summary="Up to 1,000 writes, each with its own status", openapi_extra=BULK_BODY
 )
@@ -107,26 +123,6 @@ async def read_entity(
     fields = _one(app, resource, entity_id, "read")
     fields["include_inactive"] = _switch(request, "include_inactive")
     return await _run(request, fields)
-
-
-@router.get("/", summary="List entities")
-async def list_entities(app: App, resource: Resource, request: Request) -> Response:
-    check_query_values(request)
-    fields: dict[str, Any] = {"operation": "list", "entity_type": f"{app}.{resource}"}
-    fields |= _list_fields(request)
-    return await _run(request, fields)
-
-
-@router.post("/", summary="Create an entity", status_code=201, openapi_extra=JSON_OBJECT_BODY)
-async def create_entity(app: App, resource: Resource, request: Request) -> Response:
-    data = await _json_object(request)
-    fields = {"operation": "create", "entity_type": f"{app}.{resource}", "data": data}
-
-    async def run() -> tuple[int, Any, dict[str, str]]:
-        result = await _service(request).execute(_crud_request(fields), caller_of(request))
-        return result.status, result.body, result.headers
-
-    return await idempotent(request, data, run)
 
 
 @router.patch(
