@@ -2,13 +2,13 @@
 on the request path, never a database round trip.
 
 The keys are read at start and again every `recheck_seconds` in one query; the same round
-writes `last_used_at` for the keys used since. A key created or revoked through this instance
-takes effect here at once (`remember`); one created or revoked through another instance or the
-command line, with the next round. Since no key needs the database, a valid key is admitted
-even from an address past its failure limit: keys are 256 random bits, so that limit guards
-the audit trail, not the keys. While the database cannot be read, the keys held keep working
-for twice `recheck_seconds`; after that every key answers 503 until a round succeeds, since
-revocations made elsewhere could no longer arrive.
+writes `last_used_at` for the keys used since, each with the time of its own latest use. A key
+created or revoked through this instance takes effect here at once (`remember`); one created or
+revoked through another instance or the command line, with the next round. Since no key needs
+the database, a valid key is admitted even from an address past its failure limit: keys are 256
+random bits, so that limit guards the audit trail, not the keys. While the database cannot be
+read, the keys held keep working for twice `recheck_seconds`; after that every key answers 503
+until a round succeeds, since revocations made elsewhere could no longer arrive.
 """
 
 from __future__ import annotations
@@ -36,14 +36,18 @@ class KeyCache:
         store: KeyStore,
         recheck_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._recheck_seconds = recheck_seconds
         self._clock = clock
+        self._wall_clock = wall_clock
         self._keys: dict[str, ApiKey] = {}  # by id; revoked ones too, to say so when used
         self._loaded_at: float | None = None
         self._changed_while_loading: dict[str, ApiKey] | None = None
-        self._used: set[str] = set()
+        # Key id -> when it was last used (wall clock): a float is cheap on the request path;
+        # it becomes a datetime only when written.
+        self._used: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
         self._failing = False
 
@@ -60,7 +64,7 @@ class KeyCache:
             raise Unauthenticated(INVALID_KEY, actor=record.name)
         if not record.active:
             raise Unauthenticated("The API key was revoked.", actor=record.name)
-        self._used.add(record.id)
+        self._used[record.id] = self._wall_clock()
         return record.identity()
 
     def remember(self, record: ApiKey) -> None:
@@ -71,14 +75,15 @@ class KeyCache:
 
     async def load(self) -> None:
         """Read every key in one query; write the last use of the keys used since the last."""
-        used, self._used = self._used, set()
+        used, self._used = self._used, {}
         started = self._clock()
         self._changed_while_loading = {}
         try:
             records = await self._store.all()
-            await self._store.touch(used & {record.id for record in records}, datetime.now(UTC))
+            await self._store.touch(_last_uses(used, {record.id for record in records}))
         except Exception:
-            self._used |= used  # their last use is written by the next round instead
+            # Their last use is written by the next round instead; uses made meanwhile are later.
+            self._used = {**used, **self._used}
             raise
         finally:
             changed, self._changed_while_loading = self._changed_while_loading, None
@@ -119,6 +124,14 @@ class KeyCache:
         elif not failing and self._failing:
             logger.info("API keys are read again")
         self._failing = failing
+
+
+def _last_uses(used: dict[str, float], known: set[str]) -> dict[str, datetime]:
+    return {
+        key_id: datetime.fromtimestamp(moment, UTC)
+        for key_id, moment in used.items()
+        if key_id in known
+    }
 
 
 def _later(held: ApiKey | None, record: ApiKey) -> ApiKey:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, String, Table, exists, select, update
+from sqlalchemy import Column, DateTime, String, Table, bindparam, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from django_integration.connection import Database, metadata
@@ -155,14 +155,21 @@ class KeyStore:
             raise UnknownKey(name)
         return _record(row), result.rowcount == 1
 
-    async def touch(self, key_ids: Iterable[str], when: datetime) -> None:
-        ids = list(key_ids)
-        if not ids:
+    async def touch(self, last_uses: Mapping[str, datetime]) -> None:
+        """Write each key's time of last use, unless the row already holds a later one (another
+        instance may have written its own uses first)."""
+        if not last_uses:
             return
+        used_at = bindparam("used_at")
+        statement = (
+            update(api_keys)
+            .where(api_keys.c.id == bindparam("key_id"))
+            .where(or_(api_keys.c.last_used_at.is_(None), api_keys.c.last_used_at < used_at))
+            .values(last_used_at=used_at)
+        )
+        rows = [{"key_id": key_id, "used_at": when} for key_id, when in last_uses.items()]
         async with self._database.engine.begin() as connection:
-            await connection.execute(
-                update(api_keys).where(api_keys.c.id.in_(ids)).values(last_used_at=when)
-            )
+            await connection.execute(statement, rows)
 
 
 def _record(row: Any) -> ApiKey:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import event
@@ -108,6 +109,51 @@ async def test_changes_elsewhere_arrive_with_the_next_load(store: KeyStore) -> N
     assert keys.verify(added.key).name == "added"
     last_used = {record.name: record.last_used_at is not None for record in await store.all()}
     assert last_used == {"gone": True, "added": False}  # written by the load, for used keys
+
+
+# Whole seconds: MariaDB's DATETIME keeps no fraction.
+USED_AT = 1_796_000_000.0
+
+
+def moment(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+async def test_each_key_is_written_with_the_time_of_its_own_last_use(store: KeyStore) -> None:
+    early = await store.create("early", [Scope.CRUD_READ])
+    busy = await store.create("busy", [Scope.CRUD_READ])
+    wall_clock = ManualClock(USED_AT)
+    keys = KeyCache(store, RECHECK, clock=ManualClock(), wall_clock=wall_clock)
+    await keys.load()
+
+    keys.verify(early.key)
+    wall_clock.advance(30)
+    keys.verify(busy.key)
+    wall_clock.advance(30)
+    keys.verify(busy.key)
+    wall_clock.advance(240)  # the round comes later still: its own time is no key's last use
+    await keys.load()
+
+    last_used = {record.name: record.last_used_at for record in await store.all()}
+    assert last_used == {"early": moment(USED_AT), "busy": moment(USED_AT + 60)}
+
+
+async def test_an_older_use_does_not_overwrite_a_later_one_from_another_instance(
+    store: KeyStore,
+) -> None:
+    issued = await store.create("shared", [Scope.CRUD_READ])
+    here = KeyCache(store, RECHECK, clock=ManualClock(), wall_clock=ManualClock(USED_AT))
+    elsewhere = KeyCache(store, RECHECK, clock=ManualClock(), wall_clock=ManualClock(USED_AT + 5))
+    await here.load()
+    await elsewhere.load()
+
+    here.verify(issued.key)
+    elsewhere.verify(issued.key)
+    await elsewhere.load()
+    await here.load()
+
+    [record] = await store.all()
+    assert record.last_used_at == moment(USED_AT + 5)
 
 
 async def test_a_change_through_this_instance_takes_effect_at_once(store: KeyStore) -> None:
