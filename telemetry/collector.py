@@ -124,8 +124,9 @@ class Collector:
         self.counters["duplicates"] += duplicates
         return {"accepted": len(fresh), "rejected": rejected, "duplicates": duplicates}
 
-    def check_one(self, item: Any) -> None:
-        """A single point that fails validation is a 422 with field errors, not a rejection."""
+    def check_one(self, item: Any) -> dict[str, Any] | None:
+        """The point, read; one that fails validation is a 422 with field errors, not a
+        rejection. None only while shutting down, when `admit` answers 503 instead."""
         point, errors = parse_point(item, self._clock(), self._limits)
         if point is None and self.accepting:
             self.counters["received"] += 1
@@ -135,6 +136,7 @@ class Collector:
                 "The telemetry point failed validation.",
                 errors=[{"field": field, "message": message} for field, message in errors],
             )
+        return point
 
     async def check_rate(self, count: int, rate_key: str) -> None:
         """429 once the sender is over its rate; refused points count as received.

@@ -26,7 +26,7 @@ from telemetry.backpressure import PointQueue
 from telemetry.collector import Collector
 from telemetry.correlator import Correlator
 from telemetry.enricher import Enricher
-from telemetry.point_batches import parse_points
+from telemetry.point_batches import already_read, parse_points
 from telemetry.points import BatchReader
 from telemetry.processor import Processor
 from telemetry.sources import BackendSources, CachedRecords
@@ -144,9 +144,9 @@ class Pipeline:
         self, item: Any, client: str, rate_key: str | None = None
     ) -> dict[str, Any]:
         # Checked before the rate, so that a bad point is a 422 that spends none of it.
-        self.collector.check_one(item)
+        point = self.collector.check_one(item)
         await self.collector.check_rate(1, rate_key or client)
-        result = self.collector.admit([item], client)
+        result = self.collector.admit([point], client, read=already_read)
         self._wake.set()
         return result
 

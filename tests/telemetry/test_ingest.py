@@ -37,6 +37,26 @@ async def test_single_point_is_accepted_and_processed(telemetry_service):
         }
 
 
+async def test_a_single_point_sent_again_is_a_duplicate(telemetry_service):
+    async with telemetry_service() as (client, _):
+        point = metric("cpu", 0.5, HOUR_AGO)
+        first = await client.post("/telemetry", json=point)
+        again = await client.post("/telemetry", json=point)
+
+        assert first.json() == {"accepted": 1, "rejected": [], "duplicates": 0}
+        assert again.json() == {"accepted": 0, "rejected": [], "duplicates": 1}
+        metrics = await wait_processed(client)
+        assert _counters(metrics) == {
+            "received": 2,
+            "accepted": 1,
+            "rejected": 0,
+            "duplicates": 1,
+            "processed": 1,
+            "queued": 0,
+            "dropped": 0,
+        }
+
+
 async def test_malformed_json_is_a_400_problem(telemetry_service):
     async with telemetry_service() as (client, _):
         response = await client.post(
