@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from .exceptions import BackendError
@@ -80,7 +81,7 @@ class BackendDiscovery:
     def report(self) -> dict[str, Any]:
         return {
             "ok": self.last_error is None and self.succeeded_once,
-            "last_success": self.last_success,
+            "last_success": _iso(self.last_success),
             "last_error": self.last_error,
             "rounds": self.rounds,
             "interval_seconds": self._interval,
@@ -96,3 +97,10 @@ class BackendDiscovery:
                 await self.run_once()
             except Exception:  # a bug in one round must not end discovery for good
                 logger.exception("backend discovery round failed unexpectedly")
+
+
+def _iso(moment: float | None) -> str | None:
+    # ISO 8601 in UTC, as every other time the service shows.
+    if moment is None:
+        return None
+    return datetime.fromtimestamp(moment, UTC).isoformat().replace("+00:00", "Z")

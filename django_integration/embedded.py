@@ -7,6 +7,7 @@ the transport differs (httpx's ASGI transport instead of a socket).
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 
 import httpx
@@ -25,4 +26,8 @@ async def embedded_transport(settings: Settings) -> tuple[httpx.ASGITransport, s
     database_path.parent.mkdir(parents=True, exist_ok=True)
     # Migrations are synchronous ORM work: keep them off the event loop.
     app = await asyncio.to_thread(create_asgi_app, f"sqlite:///{database_path}", token)
+    # The middleware logs every request already; Django would add a WARNING line for each
+    # client error (404, 412, ...), which here are callers' mistakes the middleware answered.
+    # Its server errors (ERROR) still show. Set after Django has set up its own logging.
+    logging.getLogger("django.request").setLevel(logging.ERROR)
     return httpx.ASGITransport(app=app), token

@@ -32,6 +32,15 @@ def test_embedded_backend_round_trip(tmp_path) -> None:
         )
         assert (read.status_code, read.json()["data"]["channel_type"]) == (200, "pagerduty")
         assert api.get("/django/health").json()["backend"] == "embedded"
+        stale = api.patch(
+            f"/api/notification/channels/{entity_id}/",
+            json={"name": "on-call"},
+            headers={"If-Match": '"7"'},
+        )
+        assert stale.status_code == 412
+
+    # The middleware's own request line says so; Django adds no warning of its own.
+    assert '"logger": "django.request"' not in server.log()
 
     assert (tmp_path / "backend.sqlite3").exists()
     assert (tmp_path / "observer.db").exists()

@@ -47,7 +47,7 @@ async def test_failures_are_reported_and_logged_once_until_success(caplog) -> No
         "backend discovery succeeded again after a failure",
     ]
     assert discovery.report()["ok"] is True
-    assert discovery.report()["last_success"] == 1234.0
+    assert discovery.report()["last_success"] == "1970-01-01T00:20:34Z"
 
 
 async def test_schedule_runs_rounds_until_stopped() -> None:
