@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from service.problems import FieldRuleError
+
 ENTITY_TYPE_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_-]*$"
 # No "__": a field name must not smuggle in a Django lookup of its own.
 FIELD_PATTERN = r"^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*$"
@@ -105,14 +107,14 @@ class CrudRequest(BaseModel):
     def _fields_fit_operation(self) -> CrudRequest:
         needs_id = self.operation not in (Operation.CREATE, Operation.LIST)
         if needs_id and self.entity_id is None:
-            raise ValueError(f"entity_id is required for {self.operation.value}")
+            raise FieldRuleError("entity_id", f"entity_id is required for {self.operation.value}")
         if self.operation is Operation.CREATE and self.entity_id is not None:
-            raise ValueError("entity_id must not be given for create")
+            raise FieldRuleError("entity_id", "entity_id must not be given for create")
         needs_data = self.operation in (Operation.CREATE, Operation.UPDATE)
         if needs_data and not self.data:
-            raise ValueError(f"data is required for {self.operation.value}")
+            raise FieldRuleError("data", f"data is required for {self.operation.value}")
         if self.hard and self.operation is not Operation.DELETE:
-            raise ValueError("hard applies only to delete")
+            raise FieldRuleError("hard", "hard applies only to delete")
         if self.replace and self.operation is not Operation.UPDATE:
-            raise ValueError("replace applies only to update")
+            raise FieldRuleError("replace", "replace applies only to update")
         return self

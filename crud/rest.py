@@ -85,7 +85,11 @@ async def list_entities(app: App, resource: Resource, request: Request) -> Respo
     check_query_values(request)
     fields: dict[str, Any] = {"operation": "list", "entity_type": f"{app}.{resource}"}
     fields |= _list_fields(request)
-    return await _run(request, fields)
+    try:
+        return await _run(request, fields)
+    except Problem as problem:
+        _name_query_parameters(problem, _filter_parameters(request))
+        raise
 
 
 @router.post("/", summary="Create an entity", status_code=201, openapi_extra=JSON_OBJECT_BODY)
@@ -198,10 +202,27 @@ def _list_fields(request: Request) -> dict[str, Any]:
             {"field": part.lstrip("-"), "order": "desc" if part.startswith("-") else "asc"}
             for part in ordering.split(",")
         ]
-    fields["filters"] = [
-        _filter(name, value) for name, value in params.multi_items() if name not in LIST_PARAMETERS
-    ]
+    fields["filters"] = [_filter(name, value) for name, value in _filter_parameters(request)]
     return fields
+
+
+def _filter_parameters(request: Request) -> list[tuple[str, str]]:
+    """The query's filters, in order: every parameter but the list's own."""
+    params = request.query_params.multi_items()
+    return [(name, value) for name, value in params if name not in LIST_PARAMETERS]
+
+
+def _name_query_parameters(problem: Problem, filters: list[tuple[str, str]]) -> None:
+    """Name in the errors the query parameters the caller wrote, not the `/crud` fields they
+    became: `filters.1.port` is the second filter parameter (`port__gte`), `sort.0.x` is
+    `ordering`."""
+    for error in problem.errors or ():
+        head, _, rest = str(error.get("field", "")).partition(".")
+        index = rest.partition(".")[0]
+        if head == "sort":
+            error["field"] = "ordering"
+        elif head == "filters" and index.isdigit() and int(index) < len(filters):
+            error["field"] = filters[int(index)][0]
 
 
 def _filter(name: str, value: str) -> dict[str, Any]:

@@ -92,11 +92,23 @@ def problem_response(problem: Problem, request: Request | None = None) -> JSONRe
     )
 
 
+class FieldRuleError(ValueError):
+    """A rule a model checks across its fields (`entity_id` is required for a read), raised
+    from a model validator, whose errors pydantic would otherwise place on no field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def field_errors_from_pydantic(errors: list[Any]) -> list[dict[str, Any]]:
     """Pydantic's error list as `[{field, message}]`, the field a dotted path."""
     translated = []
     for error in errors:
         location = [str(part) for part in error.get("loc", ()) if part != "body"]
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, FieldRuleError):
+            location.append(cause.field)
         message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         translated.append({"field": ".".join(location) or "body", "message": message})
     return translated

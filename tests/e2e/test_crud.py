@@ -184,7 +184,7 @@ def test_malformed_json_is_400_problem(api: httpx.Client) -> None:
     ("body", "field"),
     [
         ({"operation": "explode", "entity_type": "core.configurations"}, "operation"),
-        ({"operation": "read", "entity_type": "core.configurations"}, "body"),
+        ({"operation": "read", "entity_type": "core.configurations"}, "entity_id"),
         (
             {"operation": "list", "entity_type": "core.configurations", "page_size": 1001},
             "page_size",

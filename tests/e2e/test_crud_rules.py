@@ -111,6 +111,52 @@ def test_filters_that_do_not_fit_are_422(api, team, bad_filter, message) -> None
     ]
 
 
+@pytest.mark.parametrize(
+    ("params", "errors"),
+    [
+        ({"colour__gte": "3"}, [{"field": "colour__gte", "message": "Unknown field."}]),
+        (
+            {"tier": "low", "is_active__gt": "true"},
+            [
+                {
+                    "field": "is_active__gt",
+                    "message": "Operator gt does not fit a field of type boolean.",
+                }
+            ],
+        ),
+        ({"ordering": "-colour"}, [{"field": "ordering", "message": "Cannot sort by this field."}]),
+    ],
+)
+def test_rest_query_errors_name_the_parameters_given(api, params, errors) -> None:
+    response = api.get("/api/appmetrics/applications/", params=params)
+    assert response.status_code == 422
+    assert response.json()["errors"] == errors
+
+
+@pytest.mark.parametrize(
+    ("envelope", "error"),
+    [
+        (
+            {"operation": "read"},
+            {"field": "entity_id", "message": "entity_id is required for read"},
+        ),
+        (
+            {"operation": "create", "entity_id": "x", "data": {"name": "x"}},
+            {"field": "entity_id", "message": "entity_id must not be given for create"},
+        ),
+        ({"operation": "create"}, {"field": "data", "message": "data is required for create"}),
+        (
+            {"operation": "list", "hard": True},
+            {"field": "hard", "message": "hard applies only to delete"},
+        ),
+    ],
+)
+def test_an_envelope_rule_names_its_field(api, envelope, error) -> None:
+    response = api.post("/crud", json={"entity_type": APPS, **envelope})
+    assert response.status_code == 422
+    assert response.json()["errors"] == [error]
+
+
 def test_sort_on_unknown_field_is_422(api) -> None:
     response = api.post(
         "/crud",

@@ -295,7 +295,7 @@ def test_rest_number_filters_must_be_finite(api, text) -> None:
 
     assert (response.status_code, response.json()["errors"]) == (
         422,
-        [{"field": "filters.0.threshold", "message": "Must be a finite number."}],
+        [{"field": "threshold__gte", "message": "Must be a finite number."}],
     )
 
 
