@@ -3,6 +3,8 @@
 Code anywhere in the service raises `Problem` (or a subclass); the handler
 installed by `install_problem_handlers` is the one place that turns it, and
 FastAPI's own validation and HTTP errors, into `application/problem+json`.
+An outage of the service's own database, wherever a route meets it, is a 503 the caller
+may retry, not a 500.
 """
 
 from __future__ import annotations
@@ -10,18 +12,30 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sql_errors
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.security_headers import with_security_headers
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# The database cannot be reached, went away or has no connection free: nothing the caller did,
+# and it passes. Drivers raise OSError themselves when a connection cannot be made.
+DATABASE_OUTAGES = (
+    sql_errors.OperationalError,
+    sql_errors.InterfaceError,
+    sql_errors.DisconnectionError,
+    sql_errors.TimeoutError,
+    OSError,
+)
+_OUTAGE_LOG_INTERVAL = 60.0  # seconds between warnings while an outage lasts
 
 
 class Problem(Exception):
@@ -152,8 +166,44 @@ async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+class _DatabaseOutageHandler:
+    """503 with Retry-After; a warning when an outage is first met, then once a minute at most,
+    since each answer is in the request log already."""
+
+    def __init__(self, clock: Any = time.monotonic) -> None:
+        self._clock = clock
+        self._warned_at: float | None = None
+        self._since_warning = 0
+
+    async def __call__(self, request: Request, exc: Exception) -> JSONResponse:
+        self._warn(request, exc)
+        problem = Problem(
+            503,
+            "The service's database cannot be reached; retry later.",
+            headers={"Retry-After": "5"},
+        )
+        return problem_response(problem, request)
+
+    def _warn(self, request: Request, exc: Exception) -> None:
+        now = self._clock()
+        if self._warned_at is not None and now - self._warned_at < _OUTAGE_LOG_INTERVAL:
+            self._since_warning += 1
+            return
+        logging.getLogger(__name__).warning(
+            "the service's database failed on %s %s: %s (%d more since the last warning)",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+            self._since_warning,
+        )
+        self._warned_at, self._since_warning = now, 0
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _handle_problem)
     app.add_exception_handler(RequestValidationError, _handle_validation)
     app.add_exception_handler(StarletteHTTPException, _handle_http)
+    outage = _DatabaseOutageHandler()
+    for error in DATABASE_OUTAGES:
+        app.add_exception_handler(error, outage)
     app.add_exception_handler(Exception, _handle_unexpected)

@@ -195,10 +195,15 @@ def _span_point(span: Any, fields: dict[str, Any], shared: dict[str, Any]) -> Ty
     point["attributes"] = {
         **shared,
         **attributes(span.attributes),
-        "span.kind": _SPAN_KINDS[span.kind] if span.kind < len(_SPAN_KINDS) else "unspecified",
+        "span.kind": _span_kind(span.kind),
         "otel.status_code": status,
     }
     return point
+
+
+def _span_kind(number: int) -> str:
+    # Enums are open in proto3: any 32-bit number, negative ones too, decodes.
+    return _SPAN_KINDS[number] if 0 <= number < len(_SPAN_KINDS) else "unspecified"
 
 
 def _log_point(

@@ -289,6 +289,10 @@ def test_database_restart_is_survived_without_restarting_the_service(tmp_path) -
             assert down.status_code == 503
             assert down.json()["checks"]["database"]["ok"] is False
             assert api.get("/health/live").status_code == 200
+            assert _answers_while_the_database_is_down(api) == dict.fromkeys(
+                DATABASE_ROUTES,
+                (503, "5", "The service's database cannot be reached; retry later."),
+            )
 
             database.start()
             database.wait_until_accepting()
@@ -298,6 +302,31 @@ def test_database_restart_is_survived_without_restarting_the_service(tmp_path) -
 
 
 # --- helpers -----------------------------------------------------------------------------
+
+RULE = {"name": "hot", "selector": {"name": "cpu"}, "operator": "gt", "value": 90}
+# Routes that read or write the middleware's own database; each once with a body.
+DATABASE_ROUTES = {
+    "GET /audit": None,
+    "GET /audit/verify": None,
+    "GET /audit/notification/channels/x": None,
+    "GET /telemetry/alerts": None,
+    "POST /telemetry/rules": RULE,
+    "GET /auth/keys": None,
+}
+
+
+def _answers_while_the_database_is_down(api: httpx.Client) -> dict[str, tuple[int, str, str]]:
+    answers = {}
+    for route, body in DATABASE_ROUTES.items():
+        method, path = route.split()
+        answer = api.request(method, path, json=body)
+        assert answer.headers["content-type"] == "application/problem+json", route
+        answers[route] = (
+            answer.status_code,
+            answer.headers.get("retry-after"),
+            answer.json()["detail"],
+        )
+    return answers
 
 
 def _client_settings() -> Settings:

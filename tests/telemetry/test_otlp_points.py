@@ -176,6 +176,15 @@ SIGNALS = {
 }
 
 
+@pytest.mark.parametrize(
+    ("number", "kind"), [(2, "server"), (5, "consumer"), (6, "unspecified"), (-1, "unspecified")]
+)
+def test_a_span_kind_outside_the_enum_is_unspecified(number: int, kind: str) -> None:
+    [point], _ = mapping.span_points(_spans(_span(NOW_NS - 10**6, NOW_NS, kind=number)))
+
+    assert point["attributes"]["span.kind"] == kind
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_typed_points_get_the_verdict_of_the_full_validation(case: str) -> None:
     request, expected_errors = CASES[case]
