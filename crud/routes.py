@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from service.json_route import CheckedRoute
-from service.request_limits import bounded_page_size
+from service.request_limits import bounded_page_size, check_query_values, stored_time
 
 from .audit_query import AuditQuery
 from .bulk import BulkRequest, execute_bulk
@@ -72,9 +72,11 @@ async def audit(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> dict[str, Any]:
+    check_query_values(request)  # no NUL or other control characters reach the database
     page_size = bounded_page_size(request, page_size, given="page_size" in request.query_params)
+    start, end = stored_time("since", since), stored_time("until", until)
     query = AuditQuery(
-        page, page_size, entity_type, entity_id, actor, operation, outcome, since, until
+        page, page_size, entity_type, entity_id, actor, operation, outcome, start, end
     )
     return await _audit_page(request, query)
 

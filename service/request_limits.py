@@ -1,13 +1,14 @@
 """The bounds on what a caller may send, from the settings, and the checks outside JSON bodies.
 
 JSON bodies are bounded by `service.json_route` (size) and `service.strict_json` (shape); the
-checks here cover what arrives in a query string: its encoding, page sizes and the values of
-REST filters.
+checks here cover what arrives in a query string: its encoding, page sizes, the values of
+REST filters and the times compared with stored ones.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import unquote_to_bytes
 
 from fastapi import Depends
@@ -82,6 +83,30 @@ async def check_query_encoding(request: Request) -> None:
 
 # `dependencies=` of the routes that read text from the query string.
 QUERY_TEXT = [Depends(check_query_encoding)]
+# Years every supported database's time column holds (MariaDB's DATETIME starts at 1000).
+STORED_YEARS = range(1000, 10_000)
+
+
+def stored_time(field: str, moment: datetime | float | None) -> datetime | None:
+    """A query's time (a datetime, or Unix seconds) as an aware UTC datetime that every
+    database can compare with its stored times, or a 422 naming the parameter. A naive time is
+    UTC, as the stored ones are."""
+    if moment is None:
+        return None
+    try:
+        if isinstance(moment, datetime):
+            utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+        else:
+            utc = datetime.fromtimestamp(moment, UTC)
+    except (OverflowError, OSError, ValueError):
+        utc = None
+    if utc is None or utc.year not in STORED_YEARS:
+        raise Problem(
+            422,
+            f"`{field}` is outside the times the service stores.",
+            errors=[{"field": field, "message": "must be between the years 1000 and 9999 UTC"}],
+        )
+    return utc
 
 
 def check_query_values(request: Request) -> None:

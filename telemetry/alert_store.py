@@ -81,8 +81,8 @@ async def list_alerts(
     *,
     state: str | None = None,
     service: str | None = None,
-    since: float | None = None,
-    until: float | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
     """Alerts by their start, the latest first."""
@@ -92,9 +92,9 @@ async def list_alerts(
     if service is not None:
         query = query.where(alerts.c.service == service)
     if since is not None:
-        query = query.where(alerts.c.started_at >= _moment(since))
+        query = query.where(alerts.c.started_at >= since)
     if until is not None:
-        query = query.where(alerts.c.started_at <= _moment(until))
+        query = query.where(alerts.c.started_at <= until)
     async with database.engine.connect() as connection:
         rows = (await connection.execute(query)).mappings().all()
     return [dict(row) for row in rows]

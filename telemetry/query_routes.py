@@ -19,6 +19,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from service.json_route import CheckedRoute
 from service.problems import Problem
+from service.request_limits import check_query_values, stored_time
 from telemetry import alert_store
 from telemetry.alert_sink import AlertSink
 from telemetry.comovement import CoMovementQuery, co_moving, snapshot
@@ -132,14 +133,15 @@ async def get_alerts(
     limit: Limit = 100,
 ) -> dict[str, Any]:
     """Alerts by start time, the latest first; includes changes not yet flushed."""
+    check_query_values(request)  # no NUL or other control characters reach the database
     sink = _sink(request)
     await sink.save_pending()
     rows = await alert_store.list_alerts(
         sink.database,
         state=state,
         service=service,
-        since=instant_param("since", since),
-        until=instant_param("until", until),
+        since=stored_time("since", instant_param("since", since)),
+        until=stored_time("until", instant_param("until", until)),
         limit=limit,
     )
     return {"items": [_alert_view(row) for row in rows]}

@@ -6,6 +6,7 @@ import sqlite3
 import uuid
 
 import httpx
+import pytest
 
 from tests.api_keys import bearer, create_key
 
@@ -67,6 +68,29 @@ def test_audit_filters(api: httpx.Client) -> None:
     everything = api.get("/audit", params={"actor": actor, "operation": "create"}).json()
     assert everything["page_info"]["total_count"] == 2
     assert api.get("/audit", params={"since": "2999-01-01T00:00:00Z"}).json()["data"] == []
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        (
+            {"until": "9999-12-31T23:59:59-14:00"},
+            {"field": "until", "message": "must be between the years 1000 and 9999 UTC"},
+        ),
+        (
+            {"since": "0999-12-31T23:59:59Z"},
+            {"field": "since", "message": "must be between the years 1000 and 9999 UTC"},
+        ),
+        (
+            {"actor": "a\x00b"},
+            {"field": "actor", "message": "Holds the control character U+0000."},
+        ),
+    ],
+)
+def test_audit_queries_the_database_cannot_hold_are_422(api: httpx.Client, params, error) -> None:
+    response = api.get("/audit", params=params)
+
+    assert (response.status_code, response.json()["errors"]) == (422, [error])
 
 
 def test_verify_finds_a_row_altered_in_the_database(api: httpx.Client, middleware) -> None:

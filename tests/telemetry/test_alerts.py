@@ -148,6 +148,32 @@ async def test_an_alert_goes_pending_firing_resolved_without_flapping(service):
     assert metrics["threshold_alerts"] == 1
 
 
+OUTSIDE_STORED_TIMES = {"field": None, "message": "must be between the years 1000 and 9999 UTC"}
+
+
+async def test_alert_times_outside_what_is_stored_are_422_and_alerts_still_listed(service):
+    async with service() as app:
+        await app.client.post("/telemetry/rules", json=HOT_CPU)
+        await app.client.post("/telemetry/batch", json=_cpu(95, 96, 97))
+        await wait_processed(app.client)
+        answers = {
+            (field, text): await app.client.get("/telemetry/alerts", params={field: text})
+            for field, text in [
+                ("since", "1e20"),
+                ("until", "-99999999999999"),
+                ("since", "9999-12-31T23:59:59-14:00"),
+            ]
+        }
+        within = (await app.client.get("/telemetry/alerts", params={"since": "1000-01-01"})).json()
+
+    assert {key: (a.status_code, a.json()["errors"]) for key, a in answers.items()} == {
+        key: (422, [{**OUTSIDE_STORED_TIMES, "field": key[0]}]) for key in answers
+    }
+    assert _summary(within["items"]) == [
+        ("firing", "2023-11-14T22:13:20Z", "2023-11-14T22:15:20Z", None),
+    ]
+
+
 async def test_rules_and_alerts_survive_a_restart(service):
     async with service() as app:
         rule_id = (await app.client.post("/telemetry/rules", json=HOT_CPU)).json()["id"]
