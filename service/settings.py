@@ -277,7 +277,19 @@ class Settings(BaseSettings):
 
     @property
     def sensitive_field_words(self) -> tuple[str, ...]:
-        builtin = ("password", "passwd", "token", "secret", "api_key", "apikey", "authorization")
+        builtin = (
+            "password",
+            "passwd",
+            "token",
+            "secret",
+            "api_key",
+            "apikey",
+            "authorization",
+            "credential",
+            "private_key",
+            "routing_key",  # PagerDuty's integration key
+            "webhook",  # a Slack or Teams webhook URL is its own secret
+        )
         return builtin + tuple(word.lower() for word in self.audit_sensitive_fields)
 
     @cached_property

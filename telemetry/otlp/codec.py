@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from service.problems import Problem
 from telemetry.ingest_formats import PROTOBUF, json_failure
 
+_HEX = re.compile(r"(?:[0-9A-Fa-f]{2})*")
 _ID_FIELDS = frozenset(
     {"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"}
 )
@@ -143,8 +145,7 @@ def _ids_to_base64(node: Any) -> None:
 
 
 def _hex_to_base64(field: str, value: str) -> str:
-    try:
-        raw = bytes.fromhex(value)
-    except ValueError as exc:
-        raise Problem(400, f"`{field}` must be a hex string, not {value[:40]!r}.") from exc
-    return base64.b64encode(raw).decode()
+    # bytes.fromhex also skips whitespace between pairs; an id is hex digits alone.
+    if _HEX.fullmatch(value) is None:
+        raise Problem(400, f"`{field}` must be a hex string, not {value[:40]!r}.")
+    return base64.b64encode(bytes.fromhex(value)).decode()

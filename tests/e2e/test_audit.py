@@ -48,13 +48,23 @@ def test_history_of_one_entity_with_refusals(api: httpx.Client) -> None:
 
 
 def test_sensitive_values_are_redacted(api: httpx.Client) -> None:
-    value = {"user": "svc", "password": "hunter2", "nested": {"api_key": "abc"}}
+    value = {
+        "user": "svc",
+        "password": "hunter2",
+        "nested": {"api_key": "abc"},
+        "pagerduty": {"routing_key": "R0ut1ng", "severity": "critical"},
+        "slack": {"webhookUrl": "https://hooks.example/T0/B0/s3cr3t"},
+        "tls": {"Private-Key": "-----BEGIN", "credentials": ["x"]},
+    }
     created = api.post(CONFIGS, json={"key": unique("secret"), "value": value}).json()["data"]
     entry = api.get(f"/audit/core/configurations/{created['id']}").json()["data"][0]
     assert entry["changes"]["value"]["new"] == {
         "user": "svc",
         "password": "[redacted]",
         "nested": {"api_key": "[redacted]"},
+        "pagerduty": {"routing_key": "[redacted]", "severity": "critical"},
+        "slack": {"webhookUrl": "[redacted]"},
+        "tls": {"Private-Key": "[redacted]", "credentials": "[redacted]"},
     }
 
 

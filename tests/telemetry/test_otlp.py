@@ -327,6 +327,20 @@ async def test_bad_data_is_400_with_a_status_in_the_request_content_type(otlp_se
     }
 
 
+@pytest.mark.parametrize("span_id", ["00 11 22 33 44 55 66 77", "0011223344556677\n", "001"])
+async def test_an_otlp_json_id_is_hex_digits_alone(otlp_service, span_id):
+    span = {"traceId": "00" * 16, "spanId": span_id, "name": "x"}
+    async with otlp_service() as (_, client, _pipeline):
+        answer = await client.post(
+            "/v1/traces", json={"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+        )
+
+    assert (answer.status_code, answer.json()["message"]) == (
+        400,
+        f"`spanId` must be a hex string, not {span_id!r}.",
+    )
+
+
 async def test_other_content_types_are_415_and_oversize_bodies_413(otlp_service):
     body = _metrics_request([("cpu", float(i)) for i in range(100)]).SerializeToString()
     async with otlp_service(telemetry_max_body_bytes=1024) as (_, client, _pipeline):
