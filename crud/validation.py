@@ -17,6 +17,8 @@ from .models import CrudRequest, Filter, FilterOperator
 from .query import LOOKUP_SUFFIX
 from .registry import EntitySchema, FieldSpec
 
+TWICE = "Filtered twice with this operator; give several values with `in` or `not_in`."
+
 FieldErrors = list[dict[str, str]]
 
 
@@ -45,8 +47,13 @@ def check_write(schema: EntitySchema, data: dict[str, Any], *, partial: bool) ->
 def check_query(schema: EntitySchema, request: CrudRequest) -> None:
     """Filters and sort fields must exist, and each operator must fit its field's type."""
     errors: FieldErrors = []
+    lookups: set[tuple[str, FilterOperator]] = set()
     for index, item in enumerate(request.filters):
-        if message := _filter_error(schema, item):
+        lookup = (item.field, item.operator)
+        # The backend reads one value per lookup: a second would silently replace the first.
+        message = TWICE if lookup in lookups else _filter_error(schema, item)
+        lookups.add(lookup)
+        if message:
             errors.append(_error(f"filters.{index}.{item.field}", message))
     for index, sort in enumerate(request.sort):
         if sort.field not in schema.ordering:

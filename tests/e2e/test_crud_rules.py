@@ -157,6 +157,25 @@ def test_an_envelope_rule_names_its_field(api, envelope, error) -> None:
     assert response.json()["errors"] == [error]
 
 
+def test_a_lookup_filtered_twice_is_422_on_both_surfaces(api) -> None:
+    twice = [
+        {"field": "port", "operator": "gte", "value": 80},
+        {"field": "port", "operator": "gte", "value": 8000},
+    ]
+    crud = api.post("/crud", json={"operation": "list", "entity_type": APPS, "filters": twice})
+    rest = api.get("/api/appmetrics/applications/?port__gte=80&port__gte=8000")
+
+    message = "Filtered twice with this operator; give several values with `in` or `not_in`."
+    assert (crud.status_code, crud.json()["errors"]) == (
+        422,
+        [{"field": "filters.1.port", "message": message}],
+    )
+    assert (rest.status_code, rest.json()["errors"]) == (
+        422,
+        [{"field": "port__gte", "message": message}],
+    )
+
+
 def test_sort_on_unknown_field_is_422(api) -> None:
     response = api.post(
         "/crud",
