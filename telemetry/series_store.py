@@ -138,17 +138,28 @@ def downsample(
     index = np.minimum(((ts - start) // width).astype(np.int64), buckets - 1)
     firsts = np.flatnonzero(np.r_[True, np.diff(index) != 0])
     counts = np.diff(np.r_[firsts, len(index)])
-    sums = np.add.reduceat(values, firsts)
+    means = _means(values, firsts, counts)
     lows = np.minimum.reduceat(values, firsts)
     highs = np.maximum.reduceat(values, firsts)
     return [
-        {"start": start + int(b) * width, "count": int(c), "min": lo, "mean": s / c, "max": hi}
-        for b, c, s, lo, hi in zip(
+        {"start": start + int(b) * width, "count": int(c), "min": lo, "mean": m, "max": hi}
+        for b, c, m, lo, hi in zip(
             index[firsts].tolist(),
             counts.tolist(),
-            sums.tolist(),
+            means.tolist(),
             lows.tolist(),
             highs.tolist(),
             strict=True,
         )
     ]
+
+
+def _means(values: np.ndarray, firsts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Each bucket's mean; a bucket whose sum overflows (values near 1.8e308) is summed in
+    shares of its count instead, which cannot."""
+    with np.errstate(over="ignore"):  # an overflow is what the loop below mends
+        means = np.add.reduceat(values, firsts) / counts
+    for bucket in np.flatnonzero(~np.isfinite(means)).tolist():
+        first, count = firsts[bucket], counts[bucket]
+        means[bucket] = np.sum(values[first : first + count] / count)
+    return means

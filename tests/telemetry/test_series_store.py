@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 from array import array
 
+import numpy as np
 import pytest
 
-from telemetry.series_store import Ring, SeriesStore
+from telemetry.series_store import Ring, SeriesStore, downsample
 
 CAPACITY = 16
 
@@ -56,3 +57,16 @@ def test_the_store_knows_when_each_series_was_last_seen():
     assert store.last_seen(("api", "mem", ())) == 39.0
     assert (len(store), list(store.matching("api", "mem"))) == (2, [("api", "mem", ())])
     assert (empty_ts.tolist(), empty_values.tolist()) == ([], [])
+
+
+def test_a_bucket_of_values_near_the_largest_double_has_a_finite_mean():
+    huge = 2.0**1023  # their sum is past the largest double; halves of them are exact
+    ts = np.array([0.0, 1.0, 10.0])
+    values = np.array([1.75 * huge, 1.25 * huge, 5.0])
+
+    buckets = downsample(ts, values, 0.0, 10.0, buckets=2)
+
+    assert [(b["count"], b["min"], b["mean"], b["max"]) for b in buckets] == [
+        (2, 1.25 * huge, 1.5 * huge, 1.75 * huge),
+        (1, 5.0, 5.0, 5.0),
+    ]
