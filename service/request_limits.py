@@ -62,16 +62,24 @@ def bounded_page_size(request: Request, page_size: int, *, given: bool) -> int:
 
 def check_query_text(raw: bytes) -> None:
     """A 422 naming the first query parameter whose name or value is not UTF-8 once
-    percent-decoded. Starlette decodes the query string with errors="replace", so `%ff` would
-    reach a filter, a SQL condition or the backend as U+FFFD: only the raw bytes tell."""
-    if b"%" not in raw and raw.isascii():  # nothing encoded: nothing to check
+    percent-decoded, or that is given twice. Starlette decodes the query string with
+    errors="replace", so `%ff` would reach a filter, a SQL condition or the backend as U+FFFD:
+    only the raw bytes tell. And a route reads one value of each parameter, so a repeat would
+    be dropped without a word."""
+    if not raw:
         return
-
+    encoded = b"%" in raw or not raw.isascii()
+    names: set[bytes] = set()
     for pair in raw.split(b"&"):
+        if not pair:
+            continue
         name, _, value = (_percent_decoded(half) for half in pair.partition(b"="))
-        if not (_is_utf_8(name) and _is_utf_8(value)):
-            shown = name.decode("utf-8", "backslashreplace")
+        shown = name.decode("utf-8", "backslashreplace")
+        if encoded and not (_is_utf_8(name) and _is_utf_8(value)):
             raise _unacceptable_query(shown, "Is not valid UTF-8 once percent-decoded.")
+        if name in names:
+            raise _unacceptable_query(shown, "Given more than once; each parameter is read once.")
+        names.add(name)
 
 
 async def check_query_encoding(request: Request) -> None:

@@ -282,6 +282,25 @@ def test_query_text_that_is_not_utf_8_is_422_naming_the_parameter(api, url, fiel
     )
 
 
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/audit?operation=create&operation=update", "operation"),
+        ("/audit?actor=a&%61ctor=b", "actor"),  # the same name, percent-encoded
+        ("/telemetry/anomalies?name=cpu&limit=5&name=mem", "name"),
+        ("/telemetry/alerts?state=firing&state=pending", "state"),
+        ("/api/core/configurations/?key=a&key=b", "key"),
+    ],
+)
+def test_a_query_parameter_given_twice_is_422(api, path, field) -> None:
+    response = api.get(path)
+
+    assert (response.status_code, response.json()["errors"]) == (
+        422,
+        [{"field": field, "message": "Given more than once; each parameter is read once."}],
+    )
+
+
 def test_percent_encoded_utf_8_in_a_query_is_read_as_text(api) -> None:
     response = api.get("/api/core/configurations/?key__icontains=caf%C3%A9+%F0%9F%98%80")
 
