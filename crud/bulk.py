@@ -18,7 +18,12 @@ class BulkRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     entity_type: str | None = Field(None, description="default for items that name none")
-    items: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BULK_ITEMS)
+    # Any JSON value, each judged alone: an item that is not an object fails by itself.
+    items: list[Any] = Field(
+        min_length=1,
+        max_length=MAX_BULK_ITEMS,
+        json_schema_extra={"items": {"type": "object"}},
+    )
 
 
 async def execute_bulk(
@@ -27,7 +32,7 @@ async def execute_bulk(
     """Items run in order, one at a time, so two items on one entity apply as written."""
     results = []
     for index, item in enumerate(bulk.items):
-        outcome = await _one(service, bulk.entity_type, item, caller, conflict_status)
+        outcome = await _one(service, bulk.entity_type, index, item, caller, conflict_status)
         results.append({"index": index, **outcome})
     failed = sum(1 for result in results if result["status"] >= 400)
     return {
@@ -39,12 +44,13 @@ async def execute_bulk(
 async def _one(
     service: CrudService,
     default_type: str | None,
-    item: dict[str, Any],
+    index: int,
+    item: Any,
     caller: Caller,
     conflict_status: int,
 ) -> dict[str, Any]:
     try:
-        request = _parse(default_type, item)
+        request = _parse(default_type, index, item)
         result = await service.execute(request, caller, conflict_status=conflict_status)
     except Problem as problem:
         return {"status": problem.status, "error": problem.body()}
@@ -54,7 +60,15 @@ async def _one(
     return outcome
 
 
-def _parse(default_type: str | None, item: dict[str, Any]) -> CrudRequest:
+def _parse(default_type: str | None, index: int, item: Any) -> CrudRequest:
+    # Like an envelope that fails validation, such an item names no operation to audit.
+    if not isinstance(item, dict):
+        raise Problem(
+            422,
+            f"Item {index} is not a JSON object.",
+            errors=[{"field": f"items.{index}", "message": "Must be a JSON object."}],
+        )
+
     fields = {"entity_type": default_type, **item} if default_type else item
     try:
         request = CrudRequest.model_validate(fields)

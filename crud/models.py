@@ -98,7 +98,9 @@ class CrudRequest(BaseModel):
     sort: list[Sort] = Field(default_factory=list, max_length=10)
     page: int = Field(1, ge=1, le=1_000_000)
     page_size: int = Field(50, ge=1, le=MAX_PAGE_SIZE)
-    version: int | None = Field(None, ge=1)
+    # Strict: lax parsing takes `true` as version 1 and "2" as 2, turning a caller's mistake
+    # into a write conditional on a version they never named.
+    version: int | None = Field(None, ge=1, strict=True)
     include_inactive: bool = False
     hard: bool = Field(False, description="delete: remove the row instead of deactivating it")
     replace: bool = Field(False, description="update: replace every field (PUT) instead of PATCH")

@@ -12,12 +12,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from auth.exceptions import Forbidden
 from auth.policy import crud_operation_scope
 from auth.scopes import Scope, grants
 from django_integration.api_client import BackendClient
 from django_integration.exceptions import (
     BackendFailed,
+    BackendNotReached,
     BackendTimeout,
     BackendUnavailable,
     VersionConflict,
@@ -181,19 +184,15 @@ class CrudService:
         if request.data is not None:
             partial = request.operation is Operation.UPDATE and not request.replace
             check_write(schema, request.data, partial=partial)
-
-        # Only once the backend may have been written to: a refused request must not empty
-        # every reader's cache. Also after a failure, since a timed-out write may have landed.
-        try:
-            return await self._forward(schema, request, entry)
-        finally:
-            await self._cache.invalidate(schema.entity_type)
+        return await self._forward(schema, request, entry)
 
     async def _forward(
         self, schema: EntitySchema, request: CrudRequest, entry: AuditEntry
     ) -> CrudResult:
         if request.operation is Operation.CREATE:
-            response = await self._client.request("POST", schema.collection_path, json=request.data)
+            response = await self._send_write(
+                schema, "POST", schema.collection_path, json=request.data
+            )
             created = _json(response, "id")
             entry.entity_id = str(created.get("id"))
             entry.changes = field_changes(None, created)
@@ -223,26 +222,47 @@ class CrudService:
 
         if request.operation is Operation.UPDATE:
             method = "PUT" if request.replace else "PATCH"
-            response = await self._client.request(
-                method, path, json=request.data, headers=conditional
+            response = await self._send_write(
+                schema, method, path, json=request.data, headers=conditional
             )
             after = _json(response, "id")
             entry.changes = field_changes(before, after)
             return CrudResult(200, {"data": after}, _etag(response.headers))
 
         if restoring:
-            response = await self._client.request("POST", f"{path}restore/", headers=conditional)
+            response = await self._send_write(
+                schema, "POST", f"{path}restore/", headers=conditional
+            )
             after = _json(response, "id")
             entry.changes = field_changes(before, after)
             return CrudResult(200, {"data": after}, _etag(response.headers))
 
         params = {"hard": "true"} if request.hard else None
-        await self._client.request("DELETE", path, params=params, headers=conditional)
+        await self._send_write(schema, "DELETE", path, params=params, headers=conditional)
         if request.hard:
             entry.changes = field_changes(before, None)
         else:
             entry.changes = {"is_active": {"old": before.get("is_active"), "new": False}}
         return CrudResult(204, None)
+
+    async def _send_write(
+        self, schema: EntitySchema, method: str, path: str, **call: Any
+    ) -> httpx.Response:
+        """Send the write itself; once it may have landed, no cached read of its type holds.
+
+        A write that provably never left (breaker open, connection refused) keeps the cache,
+        and with it the stale answers readers get while the backend is down. Any other
+        failure, a timeout or an error answer, may have changed the entity all the same.
+        """
+        try:
+            response = await self._client.request(method, path, **call)
+        except BackendNotReached:
+            raise
+        except BaseException:
+            await self._cache.invalidate(schema.entity_type)
+            raise
+        await self._cache.invalidate(schema.entity_type)
+        return response
 
     async def _record(self, entry: AuditEntry) -> None:
         try:

@@ -22,7 +22,7 @@ from service.settings import Settings
 
 from . import error_handler
 from .circuit_breaker import CircuitBreaker
-from .exceptions import BackendTimeout, BreakerOpen
+from .exceptions import BackendNotReached, BackendTimeout, BreakerOpen
 from .retry_policy import RETRYABLE_STATUSES, CallPolicy, RetryableStatus, retry_mode
 from .transport import socket_transport
 
@@ -143,6 +143,9 @@ class BackendClient:
             return await self._send_once(method, path, params, json, headers)
         except Exception as failure:
             first_failure: Exception | None = failure
+        # Whether an attempt may have reached the backend: then the call as a whole did,
+        # even when its last attempt is refused (a write may have landed before the crash).
+        reached = not isinstance(first_failure, BackendNotReached)
 
         retrying = AsyncRetrying(
             stop=policy.should_stop,
@@ -158,9 +161,17 @@ class BackendClient:
                     if first_failure is not None:
                         replayed, first_failure = first_failure, None
                         raise replayed
-                    return await self._send_once(method, path, params, json, headers)
+                    try:
+                        return await self._send_once(method, path, params, json, headers)
+                    except Exception as failure:
+                        reached = reached or not isinstance(failure, BackendNotReached)
+                        raise
         except RetryableStatus as exhausted:
             return exhausted.response
+        except BackendNotReached as last:
+            if reached:
+                raise error_handler.after_earlier_attempts(last) from last
+            raise
         raise AssertionError("tenacity ended without a result")  # pragma: no cover
 
     async def _send_once(

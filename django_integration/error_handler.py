@@ -9,6 +9,7 @@ import httpx
 from .exceptions import (
     BackendError,
     BackendFailed,
+    BackendNotReached,
     BackendRejected,
     BackendTimeout,
     BackendUnavailable,
@@ -23,16 +24,23 @@ UNAVAILABLE_RETRY_AFTER = 1.0
 def from_transport_error(exc: httpx.TransportError) -> BackendError:
     if isinstance(exc, httpx.TimeoutException):
         if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
-            return BackendUnavailable(
+            return BackendNotReached(
                 f"The backend did not accept a connection in time ({type(exc).__name__}).",
                 UNAVAILABLE_RETRY_AFTER,
             )
         return BackendTimeout("The backend did not answer within the read timeout.")
-    if isinstance(exc, httpx.ConnectError | httpx.RemoteProtocolError | httpx.ReadError):
-        return BackendUnavailable(
-            f"The backend is unreachable ({type(exc).__name__}).", UNAVAILABLE_RETRY_AFTER
-        )
+    unreachable = f"The backend is unreachable ({type(exc).__name__})."
+    if isinstance(exc, httpx.ConnectError):
+        # Raised before a byte of the request was written (see http1.py and transport.py).
+        return BackendNotReached(unreachable, UNAVAILABLE_RETRY_AFTER)
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+        return BackendUnavailable(unreachable, UNAVAILABLE_RETRY_AFTER)  # lost mid-call
     return BackendFailed(f"The call to the backend failed ({type(exc).__name__}).")
+
+
+def after_earlier_attempts(last: BackendNotReached) -> BackendUnavailable:
+    """The last attempt never left, but an earlier one may have reached the backend."""
+    return BackendUnavailable(last.detail, last.retry_after)
 
 
 def from_response(response: httpx.Response, *, caller_credentials: bool = False) -> BackendError:

@@ -2,14 +2,18 @@
 
     Problem                      (service.problems: rendered as problem details)
     └── BackendError
-        ├── BackendUnavailable   503, connection refused; Retry-After
-        │   └── BreakerOpen      503 without touching the network; Retry-After = time left
+        ├── BackendUnavailable   503, the backend cannot be reached now; Retry-After
+        │   └── BackendNotReached    the call provably never left: connection refused or
+        │       │                    not opened in time, on every attempt
+        │       └── BreakerOpen      without touching the network; Retry-After = time left
         ├── BackendTimeout       504, no answer within the timeout or the call's budget
         ├── BackendFailed        502, the backend answered 5xx or nonsense
         └── BackendRejected      the backend refused the call with a 4xx
             └── VersionConflict  412, If-Match did not match; carries current_version
 
 Only `error_handler.py` creates these from transport errors and statuses.
+A write that failed with `BackendNotReached` changed nothing; after any other failure
+it may have landed.
 """
 
 from __future__ import annotations
@@ -30,7 +34,11 @@ class BackendUnavailable(BackendError):
         self.retry_after = retry_after
 
 
-class BreakerOpen(BackendUnavailable):
+class BackendNotReached(BackendUnavailable):
+    pass
+
+
+class BreakerOpen(BackendNotReached):
     pass
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from http import HTTPStatus
 
 import httpx
 import pytest
@@ -255,3 +256,152 @@ def test_request_id_is_echoed(api: httpx.Client) -> None:
     assert response.headers["X-Request-ID"] == "probe-42"
     generated = api.get("/health/live").headers["X-Request-ID"]
     assert len(generated) == 32
+
+
+# --- bulk items that are not objects ----------------------------------------------------------
+
+BULK_PATHS = ["/crud/bulk", "/api/notification/channels/bulk/"]
+
+
+def not_an_object(index: int) -> dict:
+    return {
+        "type": "about:blank",
+        "title": HTTPStatus(422).phrase,
+        "status": 422,
+        "detail": f"Item {index} is not a JSON object.",
+        "errors": [{"field": f"items.{index}", "message": "Must be a JSON object."}],
+    }
+
+
+def bulk_body(path: str, items: object) -> dict:
+    default_type = {"entity_type": "notification.channels"} if path == "/crud/bulk" else {}
+    return {**default_type, "items": items}
+
+
+@pytest.mark.parametrize("path", BULK_PATHS)
+def test_a_bulk_item_that_is_not_an_object_fails_alone(api: httpx.Client, path: str) -> None:
+    actor = unique("bulk-junk")
+    writer = bearer(create_key(api, actor, "crud:write"))
+    first, last = unique("bj"), unique("bj")
+    items = [
+        {"operation": "create", "data": {"name": first, "channel_type": "email"}},
+        "junk",
+        None,
+        [],
+        5,
+        {"operation": "create", "data": {"name": unique("bj"), "channel_type": "fax"}},
+        {"operation": "create", "data": {"name": last, "channel_type": "slack"}},
+    ]
+
+    response = api.post(path, json=bulk_body(path, items), headers=writer)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    statuses = [(result["index"], result["status"]) for result in body["results"]]
+    assert statuses == [(0, 201), (1, 422), (2, 422), (3, 422), (4, 422), (5, 422), (6, 201)]
+    assert [body["results"][index]["error"] for index in (1, 2, 3, 4)] == [
+        not_an_object(index) for index in (1, 2, 3, 4)
+    ]
+    assert [body["results"][index]["data"]["name"] for index in (0, 6)] == [first, last]
+    assert body["summary"] == {"total": 7, "succeeded": 2, "failed": 5}
+
+    # The trail holds what it holds for any bulk: the writes and the data refused by the
+    # entity's rules. An item that is not an object names no operation, like an item whose
+    # envelope fails validation, and is not on it.
+    trail = api.get("/audit", params={"actor": actor}).json()["data"]
+    assert [(entry["operation"], entry["status_code"]) for entry in trail] == [
+        ("create", 201),
+        ("create", 422),
+        ("create", 201),
+    ]
+
+
+@pytest.mark.parametrize("path", BULK_PATHS)
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        ("junk", "Input should be a valid list"),
+        ({"operation": "create"}, "Input should be a valid list"),
+        ([], "List should have at least 1 item after validation, not 0"),
+        ([5] * 1001, "More than 1000 items."),  # the JSON reader's own list limit
+    ],
+)
+def test_bulk_items_must_be_a_list_of_1_to_1000(
+    api: httpx.Client, path: str, items: object, message: str
+) -> None:
+    response = api.post(path, json=bulk_body(path, items))
+
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{"field": "items", "message": message}]
+
+
+# --- version is a strict integer ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [
+        (True, "Input should be a valid integer"),
+        (False, "Input should be a valid integer"),
+        ("1", "Input should be a valid integer"),
+        (1.0, "Input should be a valid integer"),
+        (0, "Input should be greater than or equal to 1"),
+    ],
+)
+def test_version_must_be_an_integer_from_1(
+    api: httpx.Client, version: object, message: str
+) -> None:
+    created = crud(
+        api,
+        operation="create",
+        entity_type="notification.channels",
+        data={"name": unique("ver"), "channel_type": "email"},
+    ).json()["data"]
+    update = {
+        "operation": "update",
+        "entity_type": "notification.channels",
+        "entity_id": created["id"],
+        "data": {"rate_limit_per_hour": 5},
+        "version": version,
+    }
+
+    refused = api.post("/crud", json=update)
+    in_bulk = api.post("/crud/bulk", json={"items": [update]})
+
+    assert (refused.status_code, refused.json()["errors"]) == (
+        422,
+        [{"field": "version", "message": message}],
+    )
+    assert in_bulk.json()["results"] == [
+        {
+            "index": 0,
+            "status": 422,
+            "error": {
+                "type": "about:blank",
+                "title": HTTPStatus(422).phrase,
+                "status": 422,
+                "detail": "The item failed validation.",
+                "errors": [{"field": "version", "message": message}],
+            },
+        }
+    ]
+    unchanged = crud(
+        api, operation="read", entity_type="notification.channels", entity_id=created["id"]
+    )
+    assert unchanged.json()["data"] == created
+
+
+def test_if_match_still_reaches_the_version_as_an_integer(api: httpx.Client) -> None:
+    created = crud(
+        api,
+        operation="create",
+        entity_type="notification.channels",
+        data={"name": unique("ifm"), "channel_type": "email"},
+    ).json()["data"]
+    url = f"/api/notification/channels/{created['id']}/"
+
+    updated = api.patch(url, json={"rate_limit_per_hour": 5}, headers={"If-Match": '"1"'})
+    stale = api.patch(url, json={"rate_limit_per_hour": 6}, headers={"If-Match": '"1"'})
+
+    assert (updated.status_code, updated.json()["data"]["version"]) == (200, 2)
+    assert (stale.status_code, stale.json()["current_version"]) == (412, 2)

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from crud.registry import EXPECTED_APPS
 from django_integration.api_client import BackendClient
-from django_integration.exceptions import BackendUnavailable
+from django_integration.exceptions import BackendNotReached, BackendUnavailable
 from service.settings import Settings
 from tests.backend_server import BackendServer
 from tests.integration.scripted_backend import Answer, ScriptedBackend
@@ -242,6 +242,47 @@ async def test_post_without_key_is_never_retried() -> None:
             assert await _channels_named(client, "unkeyed") == 0
         finally:
             await client.close()
+
+
+async def test_a_call_is_unsent_only_when_no_attempt_may_have_reached_the_backend() -> None:
+    with BackendServer() as backend:
+        settings = Settings(
+            backend_retry_attempts=3,
+            backend_retry_base_wait=0.05,
+            backend_retry_max_wait=0.1,
+            backend_read_timeout=5.0,
+            breaker_minimum_calls=40,
+            breaker_window_size=40,
+        )
+        client = BackendClient(settings, base_url=backend.url, token=backend.token)
+        try:
+            created = await client.request(
+                "POST", "/api/notification/channels/",
+                json={"name": "landing", "channel_type": "email"},
+            )  # fmt: skip
+            path = f"/api/notification/channels/{created.json()['id']}/"
+            patch = {"json": {"rate_limit_per_hour": 5}, "headers": {"If-Match": '"1"'}}
+
+            # The first attempt's bytes are in the paused backend's socket when it dies (a
+            # reset); the two retries are refused. The write may have landed before the crash,
+            # so the call as a whole is not one that never left.
+            backend.pause()
+            crash = threading.Timer(0.3, backend.kill)
+            crash.start()
+            with pytest.raises(BackendUnavailable) as one_may_have_landed:
+                await client.request("PATCH", path, **patch)
+            crash.join()
+            with pytest.raises(BackendUnavailable) as all_refused:
+                await client.request("PATCH", path, **patch)
+        finally:
+            await client.close()
+
+    refused = (503, "The backend is unreachable (ConnectError).")
+    assert type(one_may_have_landed.value) is BackendUnavailable
+    assert (one_may_have_landed.value.status, one_may_have_landed.value.detail) == refused
+    assert type(all_refused.value) is BackendNotReached
+    assert (all_refused.value.status, all_refused.value.detail) == refused
+    assert (client.retries, dict(client.outcomes)) == (4, {"success": 1, "connection_error": 6})
 
 
 def test_shutdown_ends_retry_sleeps_of_calls_in_flight(tmp_path) -> None:

@@ -6,6 +6,7 @@ import pytest
 from django_integration import error_handler
 from django_integration.exceptions import (
     BackendFailed,
+    BackendNotReached,
     BackendRejected,
     BackendTimeout,
     BackendUnavailable,
@@ -88,7 +89,8 @@ def test_refused_caller_bearer_keeps_its_status(status: int) -> None:
 
 def test_connect_timeout_is_503_not_504() -> None:
     error = error_handler.from_transport_error(httpx.ConnectTimeout("slow", request=REQUEST))
-    assert (type(error), error.status) == (BackendUnavailable, 503)
+    # Never sent: a write refused this way leaves cached answers to serve stale.
+    assert (type(error), error.status) == (BackendNotReached, 503)
 
 
 def test_backend_5xx_detail_names_its_status() -> None:
