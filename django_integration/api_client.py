@@ -102,12 +102,16 @@ class BackendClient:
         json: Any = None,
         headers: dict[str, str] | None = None,
         ok_statuses: frozenset[int] = frozenset(),
+        budget: float | None = None,
     ) -> httpx.Response:
-        """Send one call; answers with 2xx (or a status in `ok_statuses`) or raises BackendError."""
+        """Send one call; answers with 2xx (or a status in `ok_statuses`) or raises BackendError.
+
+        `budget`: seconds the call may take, retries included; the setting's by default.
+        """
         self._loop = self._loop or asyncio.get_running_loop()
         method = method.upper()
         call_headers, forwarded = self._headers(headers)
-        budget = self._settings.backend_call_budget
+        budget = budget or self._settings.backend_call_budget
         policy = CallPolicy(
             mode=retry_mode(method, call_headers),
             attempts=self._settings.backend_retry_attempts,

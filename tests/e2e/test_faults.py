@@ -187,7 +187,10 @@ def test_backend_killed_under_load_then_breaker_recovers(tmp_path) -> None:
 def test_paused_backend_times_out_with_504(tmp_path) -> None:
     with BackendServer() as backend:
         env = backend_env(
-            backend, OBSERVER_BACKEND_READ_TIMEOUT="1", OBSERVER_BACKEND_RETRY_ATTEMPTS="1"
+            backend,
+            OBSERVER_BACKEND_READ_TIMEOUT="1",
+            OBSERVER_BACKEND_RETRY_ATTEMPTS="1",
+            OBSERVER_BACKEND_HEALTH_BUDGET="0.5",
         )
         with (
             MiddlewareServer(tmp_path, env=env) as server,
@@ -199,8 +202,14 @@ def test_paused_backend_times_out_with_504(tmp_path) -> None:
                 started = time.monotonic()
                 response = api.post("/crud", json=LIST_CHANNELS)
                 elapsed = time.monotonic() - started
+                health = api.get("/django/health")
             finally:
                 backend.resume()
+            # The health probe has a budget of its own, shorter than a call's.
+            assert (health.status_code, health.json()["detail"]) == (
+                503,
+                "The backend is not reachable: The backend call exceeded its 0.5 s budget.",
+            )
             assert response.status_code == 504
             assert response.headers["content-type"] == "application/problem+json"
             assert 1.0 <= elapsed < 3.0  # the 1 s read timeout, not the length of the pause
