@@ -302,6 +302,7 @@ def test_shutdown_ends_retry_sleeps_of_calls_in_flight(tmp_path) -> None:
             "OBSERVER_BACKEND_URL": backend.url,
             "OBSERVER_BACKEND_TOKEN": "unused",
             "OBSERVER_BACKEND_CALL_BUDGET": "60",
+            "OBSERVER_BACKEND_HEALTH_BUDGET": "60",  # the call waits on its retry sleep
             "OBSERVER_DISCOVERY_INTERVAL_SECONDS": "600",
         }
         server = MiddlewareServer(tmp_path, env=env).start()
