@@ -17,14 +17,12 @@ from email.utils import parsedate_to_datetime
 import httpx
 from tenacity import RetryCallState, wait_random_exponential
 
-from .exceptions import BackendTimeout, BackendUnavailable, BreakerOpen
+from .exceptions import BackendNotReached, BackendTimeout, BackendUnavailable, BreakerOpen
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 # Statuses that promise the request was not acted on (RFC 9110 15.6.4, RFC 6585 section 4).
 NOT_PROCESSED_STATUSES = frozenset({429, 503})
-# Failures before a single byte of the request left: always safe to repeat.
-NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 class RetryableStatus(Exception):
@@ -88,7 +86,8 @@ class CallPolicy:
             return self.mode == RetryMode.ALWAYS or status in NOT_PROCESSED_STATUSES
         if not isinstance(exc, BackendUnavailable | BackendTimeout):
             return False
-        return self.mode == RetryMode.ALWAYS or isinstance(exc.__cause__, NOT_SENT_ERRORS)
+        # A call that never left (error_handler decides which) is always safe to repeat.
+        return self.mode == RetryMode.ALWAYS or isinstance(exc, BackendNotReached)
 
     def wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
