@@ -36,8 +36,21 @@ class AiohttpBackendTransport(AiohttpTransport):
             raise precise from exc.__cause__
 
 
+# aiohttp sends these once more by itself when a reused connection fails mid-call (its
+# ClientSession retries persistent connections): a refusal or connect timeout it then reports
+# may follow an attempt that reached the backend, so for them it proves nothing was sent.
+_RESENT_BY_AIOHTTP = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+
+
 def _precise_error(cause: BaseException | None, request: httpx.Request) -> Exception | None:
     message = str(cause)
+    connect_failed = isinstance(
+        cause, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError
+    )
+    if connect_failed and request.method in _RESENT_BY_AIOHTTP:
+        return httpx.ReadError(
+            f"{message} (perhaps after an attempt aiohttp resent)", request=request
+        )
     if isinstance(cause, aiohttp.ConnectionTimeoutError):
         return httpx.ConnectTimeout(message, request=request)
     if isinstance(cause, aiohttp.ServerTimeoutError):

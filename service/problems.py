@@ -35,7 +35,22 @@ DATABASE_OUTAGES = (
     sql_errors.TimeoutError,
     OSError,
 )
+# A server that cannot take work now says so with these SQLSTATE classes, which SQLAlchemy
+# passes on as a plain DBAPIError: connection exception (08), insufficient resources (53, too
+# many clients) and operator intervention (57, starting up or shutting down).
+_OUTAGE_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
 _OUTAGE_LOG_INTERVAL = 60.0  # seconds between warnings while an outage lasts
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    if isinstance(exc, DATABASE_OUTAGES):
+        return True
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return (
+        isinstance(exc, sql_errors.DBAPIError)
+        and isinstance(sqlstate, str)
+        and sqlstate[:2] in _OUTAGE_SQLSTATE_CLASSES
+    )
 
 
 class Problem(Exception):
@@ -167,8 +182,9 @@ async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 class _DatabaseOutageHandler:
-    """503 with Retry-After; a warning when an outage is first met, then once a minute at most,
-    since each answer is in the request log already."""
+    """503 with Retry-After; a warning with the cause when an outage is first met, then once a
+    minute at most, since each answer is in the request log already. A database error that is
+    not an outage (a bug of ours, bad SQL) stays a 500."""
 
     def __init__(self, clock: Any = time.monotonic) -> None:
         self._clock = clock
@@ -176,6 +192,9 @@ class _DatabaseOutageHandler:
         self._since_warning = 0
 
     async def __call__(self, request: Request, exc: Exception) -> JSONResponse:
+        if not is_database_outage(exc):
+            raise exc  # on to the outermost handler, which logs it and answers 500
+
         self._warn(request, exc)
         problem = Problem(
             503,
@@ -189,12 +208,13 @@ class _DatabaseOutageHandler:
         if self._warned_at is not None and now - self._warned_at < _OUTAGE_LOG_INTERVAL:
             self._since_warning += 1
             return
+        # With the traceback: an OSError that was not the database's would show here.
         logging.getLogger(__name__).warning(
-            "the service's database failed on %s %s: %s (%d more since the last warning)",
+            "the service's database failed on %s %s (%d more since the last warning)",
             request.method,
             request.url.path,
-            type(exc).__name__,
             self._since_warning,
+            exc_info=exc,
         )
         self._warned_at, self._since_warning = now, 0
 
@@ -204,6 +224,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _handle_validation)
     app.add_exception_handler(StarletteHTTPException, _handle_http)
     outage = _DatabaseOutageHandler()
-    for error in DATABASE_OUTAGES:
+    for error in (*DATABASE_OUTAGES, sql_errors.DBAPIError):
         app.add_exception_handler(error, outage)
     app.add_exception_handler(Exception, _handle_unexpected)

@@ -28,5 +28,17 @@ def test_each_failure_maps_to_one_httpx_error(cause, expected) -> None:
     assert type(_precise_error(cause, REQUEST)) is expected
 
 
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "GET"])
+@pytest.mark.parametrize(
+    "cause",
+    [connector_error(aiohttp.ClientConnectorError), aiohttp.ConnectionTimeoutError("timed out")],
+)
+def test_a_connect_failure_may_follow_an_attempt_aiohttp_resent(method, cause) -> None:
+    # aiohttp repeats idempotent methods once when a reused connection fails: the first
+    # attempt may have landed, so the failure cannot say the backend never got the call.
+    request = httpx.Request(method, "http://127.0.0.1:1/api/core/configurations/x/")
+    assert type(_precise_error(cause, request)) is httpx.ReadError
+
+
 def test_other_failures_are_left_alone() -> None:
     assert _precise_error(ValueError("not a transport failure"), REQUEST) is None
