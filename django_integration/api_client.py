@@ -102,16 +102,12 @@ class BackendClient:
         json: Any = None,
         headers: dict[str, str] | None = None,
         ok_statuses: frozenset[int] = frozenset(),
-        budget: float | None = None,
     ) -> httpx.Response:
-        """Send one call; answers with 2xx (or a status in `ok_statuses`) or raises BackendError.
-
-        `budget`: seconds the call may take, retries included; the setting's by default.
-        """
+        """Send one call; answers with 2xx (or a status in `ok_statuses`) or raises BackendError."""
         self._loop = self._loop or asyncio.get_running_loop()
         method = method.upper()
         call_headers, forwarded = self._headers(headers)
-        budget = budget or self._settings.backend_call_budget
+        budget = self._settings.backend_call_budget
         policy = CallPolicy(
             mode=retry_mode(method, call_headers),
             attempts=self._settings.backend_retry_attempts,
@@ -131,6 +127,24 @@ class BackendClient:
         if response.is_success or response.status_code in ok_statuses:
             return response
         raise error_handler.from_response(response, caller_credentials=forwarded)
+
+    async def probe(self, path: str, budget: float) -> None:
+        """One GET for a health check, within `budget` seconds, or raises BackendError.
+
+        Outside the breaker and the retries: a probe reports how the backend is, and must not
+        change how calls are treated. A backend slower than the probe's short budget but within
+        the calls' own is slow, not failing.
+        """
+        headers, _ = self._headers(None)
+        try:
+            async with asyncio.timeout(budget):
+                response = await self._http.get(self.base_url + path, headers=headers)
+        except TimeoutError as exc:
+            raise BackendTimeout(f"The backend did not answer within {budget:g} s.") from exc
+        except httpx.TransportError as exc:
+            raise error_handler.from_transport_error(exc) from exc
+        if not response.is_success:
+            raise error_handler.from_response(response)
 
     async def _send_with_retries(
         self,

@@ -58,7 +58,7 @@ async def django_health(request: Request) -> dict[str, Any]:
 
     started = time.perf_counter()
     try:
-        await client.request("GET", "/api/health/", budget=state.settings.backend_health_budget)
+        await client.probe("/api/health/", state.settings.backend_health_budget)
     except BackendError as error:
         report.update(reachable=False, error=error.detail, breaker=client.breaker.snapshot())
         raise Problem(

@@ -50,7 +50,8 @@ class Settings(BaseSettings):
     backend_retry_attempts: int = Field(3, ge=1)
     backend_retry_max_wait: float = Field(1.0, ge=0)
     backend_call_budget: float = Field(15.0, gt=0)
-    # /django/health's own probe: an operator asking "is it up?" gets an answer this soon.
+    # /django/health's own probe, outside retries and breaker: an operator asking "is it up?"
+    # gets an answer this soon.
     backend_health_budget: float = Field(3.0, gt=0)
     breaker_window_size: int = Field(20, ge=1)
     breaker_minimum_calls: int = Field(10, ge=1)

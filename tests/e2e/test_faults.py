@@ -172,9 +172,10 @@ def test_backend_killed_under_load_then_breaker_recovers(tmp_path) -> None:
             backend.start()  # same port, same data
             recovered = _until_status(api, 200, timeout=15)
             assert recovered.status_code == 200
+            # The second of the two half-open calls; /django/health's probe is not one.
+            assert api.post("/crud", json=LIST_CHANNELS).status_code == 200
             health = api.get("/django/health").json()
             assert health["breaker"]["state"] == "closed"
-            assert api.post("/crud", json=LIST_CHANNELS).status_code == 200
             transitions = scrape(api)
             for state in ("open", "half_open", "closed"):
                 key = (
@@ -208,7 +209,7 @@ def test_paused_backend_times_out_with_504(tmp_path) -> None:
             # The health probe has a budget of its own, shorter than a call's.
             assert (health.status_code, health.json()["detail"]) == (
                 503,
-                "The backend is not reachable: The backend call exceeded its 0.5 s budget.",
+                "The backend is not reachable: The backend did not answer within 0.5 s.",
             )
             assert response.status_code == 504
             assert response.headers["content-type"] == "application/problem+json"
@@ -294,32 +295,60 @@ async def test_a_call_is_unsent_only_when_no_attempt_may_have_reached_the_backen
     assert (client.retries, dict(client.outcomes)) == (4, {"success": 1, "connection_error": 6})
 
 
+def test_health_probes_of_a_slow_backend_never_open_the_breaker(tmp_path) -> None:
+    with ScriptedBackend() as backend:
+        slow = [Answer(200, {"status": "ok"}, delay=1.0) for _ in range(6)]
+        backend.script(*slow, path="/api/health/")
+        env = {
+            "OBSERVER_BACKEND_URL": backend.url,
+            "OBSERVER_BACKEND_TOKEN": "unused",
+            "OBSERVER_BACKEND_HEALTH_BUDGET": "0.2",
+            "OBSERVER_BREAKER_WINDOW_SIZE": "4",
+            "OBSERVER_BREAKER_MINIMUM_CALLS": "2",
+        }
+        with (
+            MiddlewareServer(tmp_path, env=env) as server,
+            httpx.Client(base_url=server.url, headers=server.headers, timeout=10) as api,
+        ):
+            probes = [api.get("/django/health") for _ in range(6)]
+
+    assert {(p.status_code, p.json()["detail"]) for p in probes} == {
+        (503, "The backend is not reachable: The backend did not answer within 0.2 s."),
+    }
+    assert [p.json()["breaker"]["state"] for p in probes] == ["closed"] * 6
+
+
 def test_shutdown_ends_retry_sleeps_of_calls_in_flight(tmp_path) -> None:
     with ScriptedBackend() as backend:
-        # Discovery finds an empty API root; the health check then meets a long Retry-After.
-        backend.script(Answer(503, headers={"Retry-After": "30"}), path="/api/health/")
+        # Start-up discovery finds an empty API root. A call naming a type it does not know
+        # looks again, at most every 5 s (EntityRegistry), and meets a long Retry-After.
+        backend.script(Answer(200, {}), Answer(503, headers={"Retry-After": "30"}), path="/api/")
         env = {
             "OBSERVER_BACKEND_URL": backend.url,
             "OBSERVER_BACKEND_TOKEN": "unused",
             "OBSERVER_BACKEND_CALL_BUDGET": "60",
-            "OBSERVER_BACKEND_HEALTH_BUDGET": "60",  # the call waits on its retry sleep
             "OBSERVER_DISCOVERY_INTERVAL_SECONDS": "600",
         }
         server = MiddlewareServer(tmp_path, env=env).start()
         try:
+            time.sleep(5.2)  # the registry's own pause between looks; not a setting
             with ThreadPoolExecutor(1) as pool:
                 call = pool.submit(
-                    httpx.get, f"{server.url}/django/health", headers=server.headers, timeout=60
+                    httpx.post,
+                    f"{server.url}/crud",
+                    json=LIST_CHANNELS,
+                    headers=server.headers,
+                    timeout=60,
                 )
-                _until(lambda: any(r.path == "/api/health/" for r in backend.received))
+                _until(lambda: sum(r.path == "/api/" for r in backend.received) == 2)
                 started = time.monotonic()
                 server.stop()  # SIGTERM; uvicorn lets the call in flight finish first
                 answer = call.result()
         finally:
             server.stop()
     assert time.monotonic() - started < 10  # not the 30 s the backend asked for
-    assert answer.status_code == 503
-    assert answer.json()["error"] == "The middleware is shutting down."
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["detail"] == "The middleware is shutting down."
 
 
 @pytest.mark.skipif(
