@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from .audit_query import AuditQuery, page_of_entries
 Timestamp = DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 GENESIS_HASH = "0" * 64
 REDACTED = "[redacted]"
+_NOT_LETTER_OR_DIGIT = re.compile("[^a-z0-9]")
 
 audit_entries = Table(
     "audit_entries",
@@ -146,8 +148,14 @@ def redact(value: Any, sensitive: tuple[str, ...]) -> Any:
     return value
 
 
+def name_letters(name: str) -> str:
+    """A field name's letters and digits, lower case: `routingKey`, `routing-key` and
+    `Routing Key` all read `routingkey`, as the sensitive words are kept."""
+    return _NOT_LETTER_OR_DIGIT.sub("", name.lower())
+
+
 def _is_sensitive(key: str, sensitive: tuple[str, ...]) -> bool:
-    normalised = key.lower().replace("-", "_")
+    normalised = name_letters(key)
     return any(word in normalised for word in sensitive)
 
 
@@ -161,7 +169,7 @@ def entry_hash(row: dict[str, Any], prev_hash: str) -> str:
 class AuditTrail:
     def __init__(self, database: Database, *, sensitive_fields: tuple[str, ...]) -> None:
         self._database = database
-        self._sensitive = tuple(word.lower() for word in sensitive_fields)
+        self._sensitive = tuple(dict.fromkeys(name_letters(word) for word in sensitive_fields))
         self._append_lock = asyncio.Lock()
 
     async def ensure_writable(self) -> None:

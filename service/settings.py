@@ -290,7 +290,9 @@ class Settings(BaseSettings):
             "authorization",
             "credential",
             "private_key",
-            "routing_key",  # PagerDuty's integration key
+            "routing_key",  # PagerDuty's integration key, also called so:
+            "integration_key",
+            "service_key",
             "webhook",  # a Slack or Teams webhook URL is its own secret
         )
         return builtin + tuple(word.lower() for word in self.audit_sensitive_fields)

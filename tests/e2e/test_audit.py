@@ -55,6 +55,8 @@ def test_sensitive_values_are_redacted(api: httpx.Client) -> None:
         "pagerduty": {"routing_key": "R0ut1ng", "severity": "critical"},
         "slack": {"webhookUrl": "https://hooks.example/T0/B0/s3cr3t"},
         "tls": {"Private-Key": "-----BEGIN", "credentials": ["x"]},
+        "spellings": {"routingKey": "1", "Routing Key": "2", "PrivateKeyPem": "3"},
+        "pagerduty_v1": {"service_key": "4", "integration_key": "5"},
     }
     created = api.post(CONFIGS, json={"key": unique("secret"), "value": value}).json()["data"]
     entry = api.get(f"/audit/core/configurations/{created['id']}").json()["data"][0]
@@ -65,6 +67,12 @@ def test_sensitive_values_are_redacted(api: httpx.Client) -> None:
         "pagerduty": {"routing_key": "[redacted]", "severity": "critical"},
         "slack": {"webhookUrl": "[redacted]"},
         "tls": {"Private-Key": "[redacted]", "credentials": "[redacted]"},
+        "spellings": {
+            "routingKey": "[redacted]",
+            "Routing Key": "[redacted]",
+            "PrivateKeyPem": "[redacted]",
+        },
+        "pagerduty_v1": {"service_key": "[redacted]", "integration_key": "[redacted]"},
     }
 
 
