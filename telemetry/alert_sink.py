@@ -53,6 +53,7 @@ class AlertSink:
         self._backoff = 0.0
         self._retry_at = 0.0
         self.backend_failing = False
+        self.saving_failing = False
         book.on_change = self._wake.set
 
     async def start(self) -> None:
@@ -123,8 +124,15 @@ class AlertSink:
             try:
                 await self.flush()
             except Exception:
-                # The database may be briefly unavailable; changes wait in the book meanwhile.
-                logger.exception("Saving alerts failed; will retry.")
+                # The database may be unavailable; changes wait in the book meanwhile. Logged
+                # when failures start, with the cause, not on every round.
+                if not self.saving_failing:
+                    logger.exception("Saving alerts failed; retrying every round until it works.")
+                self.saving_failing = True
+            else:
+                if self.saving_failing:
+                    logger.info("Alerts are saved again.")
+                self.saving_failing = False
 
     async def _sync_backend(self) -> None:
         for row in await alert_store.unsynced(self.database, SYNC_BATCH):

@@ -10,7 +10,12 @@ import pytest
 
 from django_integration.api_client import BackendClient
 from service.settings import Settings
+from telemetry import alert_store
+from telemetry.alert_sink import AlertSink
+from telemetry.alerts import AlertBook
+from telemetry.rules import RuleBook
 from tests.backend_server import BackendServer
+from tests.integration.databases import migrated_database
 from tests.telemetry.analysis_app import analysis_service
 from tests.telemetry.conftest import FakeSources, metric, wait_processed
 
@@ -348,3 +353,53 @@ async def test_an_alert_of_a_rule_removed_in_the_backend_is_resolved(service):
     assert [a["state"] for a in firing] == ["firing"]
     assert [a["state"] for a in after] == ["resolved"]
     assert rules == []
+
+
+async def test_saving_failures_are_logged_when_they_start_and_end(tmp_path, caplog):
+    async with migrated_database("sqlite", tmp_path) as database:
+        book = AlertBook(10)
+        sink = AlertSink(database, book, RuleBook(None, 10, 0.05), interval=0.01)
+        await sink.start()
+        async with database.engine.begin() as connection:
+            await connection.run_sync(alert_store.alerts.drop)  # every save fails from here
+
+        with caplog.at_level("INFO", logger="telemetry.alert_sink"):
+            book.put_back([_alert_change("a1")])
+            await _until(lambda: sink.saving_failing)
+            await asyncio.sleep(0.1)  # about ten more failing rounds
+            async with database.engine.begin() as connection:
+                await connection.run_sync(alert_store.alerts.create)
+            book.put_back([_alert_change("a2")])
+            await _until(lambda: not sink.saving_failing)
+        await sink.stop()
+
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("ERROR", "Saving alerts failed; retrying every round until it works."),
+        ("INFO", "Alerts are saved again."),
+    ]
+
+
+def _alert_change(alert_id: str) -> dict:
+    return {
+        "id": alert_id,
+        "fingerprint": "f",
+        "rule": "hot cpu",
+        "rule_id": "r1",
+        "service": "api",
+        "name": "cpu",
+        "attributes": {},
+        "severity": "critical",
+        "state": "firing",
+        "operator": "gt",
+        "value": 95.0,
+        "threshold": 90.0,
+        "started_at": T0,
+        "updated_at": T0 + 60,
+    }
+
+
+async def _until(condition, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
