@@ -373,7 +373,8 @@ async def test_saving_failures_are_logged_when_they_start_and_end(tmp_path, capl
             await _until(lambda: not sink.saving_failing)
         await sink.stop()
 
-    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+    sink_records = [r for r in caplog.records if r.name == "telemetry.alert_sink"]
+    assert [(r.levelname, r.getMessage()) for r in sink_records] == [
         ("ERROR", "Saving alerts failed; retrying every round until it works."),
         ("INFO", "Alerts are saved again."),
     ]
