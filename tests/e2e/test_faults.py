@@ -1,13 +1,12 @@
 """The backend and the database fail under a running middleware, with real processes.
 
 The backend is the reference Django server (`python -m backend`), killed, paused with
-SIGSTOP and started again on the same port; the database is a throwaway PostgreSQL of
-the test's own. The middleware is `python main.py`.
+SIGSTOP and started again on the same port. The middleware is `python main.py`. The
+database's own faults are in test_database_faults.py.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -23,7 +22,6 @@ from django_integration.exceptions import BackendNotReached, BackendUnavailable
 from service.settings import Settings
 from tests.backend_server import BackendServer
 from tests.integration.scripted_backend import Answer, ScriptedBackend
-from tests.integration.throwaway_postgres import ThrowawayPostgres, postgres_bin
 from tests.middleware_server import MiddlewareServer, free_port
 
 LIST_CHANNELS = {"operation": "list", "entity_type": "notification.channels"}
@@ -351,62 +349,7 @@ def test_shutdown_ends_retry_sleeps_of_calls_in_flight(tmp_path) -> None:
     assert answer.json()["detail"] == "The middleware is shutting down."
 
 
-@pytest.mark.skipif(
-    postgres_bin() is None and not os.environ.get("CI"),
-    reason="needs PostgreSQL's initdb (apt-get install postgresql); CI requires it",
-)
-def test_database_restart_is_survived_without_restarting_the_service(tmp_path) -> None:
-    with ThrowawayPostgres() as database:
-        env = {"OBSERVER_BACKEND_URL": "", "OBSERVER_DATABASE_URL": database.url}
-        with (
-            MiddlewareServer(tmp_path, env=env) as server,
-            httpx.Client(base_url=server.url, headers=server.headers, timeout=10) as api,
-        ):
-            assert api.get("/health/ready").status_code == 200
-
-            database.stop()
-            down = api.get("/health/ready")
-            assert down.status_code == 503
-            assert down.json()["checks"]["database"]["ok"] is False
-            assert api.get("/health/live").status_code == 200
-            assert _answers_while_the_database_is_down(api) == dict.fromkeys(
-                DATABASE_ROUTES,
-                (503, "5", "The service's database cannot be reached; retry later."),
-            )
-
-            database.start()
-            database.wait_until_accepting()
-            ready = _until_ready(api)
-            assert ready.json()["checks"]["database"]["ok"] is True
-            assert api.get("/audit").status_code == 200  # the pool serves real queries again
-
-
 # --- helpers -----------------------------------------------------------------------------
-
-RULE = {"name": "hot", "selector": {"name": "cpu"}, "operator": "gt", "value": 90}
-# Routes that read or write the middleware's own database; each once with a body.
-DATABASE_ROUTES = {
-    "GET /audit": None,
-    "GET /audit/verify": None,
-    "GET /audit/notification/channels/x": None,
-    "GET /telemetry/alerts": None,
-    "POST /telemetry/rules": RULE,
-    "GET /auth/keys": None,
-}
-
-
-def _answers_while_the_database_is_down(api: httpx.Client) -> dict[str, tuple[int, str, str]]:
-    answers = {}
-    for route, body in DATABASE_ROUTES.items():
-        method, path = route.split()
-        answer = api.request(method, path, json=body)
-        assert answer.headers["content-type"] == "application/problem+json", route
-        answers[route] = (
-            answer.status_code,
-            answer.headers.get("retry-after"),
-            answer.json()["detail"],
-        )
-    return answers
 
 
 def _client_settings() -> Settings:
@@ -494,13 +437,4 @@ def _until_discovered(api: httpx.Client, timeout: float = 20) -> dict:
         health = api.get("/django/health").json()
         if health["discovery"]["ok"] or time.monotonic() > deadline:
             return health
-        time.sleep(0.2)
-
-
-def _until_ready(api: httpx.Client, timeout: float = 15) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    while True:
-        response = api.get("/health/ready")
-        if response.status_code == 200 or time.monotonic() > deadline:
-            return response
         time.sleep(0.2)
