@@ -73,11 +73,16 @@ def check_query_text(raw: bytes) -> None:
     for pair in raw.split(b"&"):
         if not pair:
             continue
-        name, _, value = (_percent_decoded(half) for half in pair.partition(b"="))
-        shown = name.decode("utf-8", "backslashreplace")
-        if encoded and not (_is_utf_8(name) and _is_utf_8(value)):
-            raise _unacceptable_query(shown, "Is not valid UTF-8 once percent-decoded.")
+        name, _, value = pair.partition(b"=")
+        if encoded:
+            name, value = _percent_decoded(name), _percent_decoded(value)
+            if not (_is_utf_8(name) and _is_utf_8(value)):
+                shown = name.decode("utf-8", "backslashreplace")
+                raise _unacceptable_query(shown, "Is not valid UTF-8 once percent-decoded.")
+        else:
+            name = name.replace(b"+", b" ")  # as a form decodes it
         if name in names:
+            shown = name.decode("utf-8", "backslashreplace")
             raise _unacceptable_query(shown, "Given more than once; each parameter is read once.")
         names.add(name)
 
