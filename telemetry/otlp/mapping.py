@@ -60,12 +60,14 @@ def metric_points(request: Any) -> Items:
                     # Gauges and sums, nearly all traffic: one point each, built inline.
                     origin = _number_points(metric, kind, fields, shared, items, origins, origin)
                     continue
-                base = {**fields, "unit": metric.unit or None}
+                unit = metric.unit or None
                 for data_point in getattr(metric, kind).data_points:
                     point_attributes = attributes(data_point.attributes, shared)
                     ts = _seconds(data_point.time_unix_nano)
-                    for name, value in _histogram_values(metric.name, kind, data_point):
-                        point = base.copy()
+                    for name, value, counted in _histogram_values(metric.name, kind, data_point):
+                        point = fields.copy()
+                        # A count is of observations: the metric's unit is its sum's alone.
+                        point["unit"] = None if counted else unit
                         point["name"] = name
                         point["ts"] = ts
                         point["value"] = float(value)
@@ -174,10 +176,11 @@ def _seconds(unix_nano: int) -> float | None:
     return unix_nano / 1e9 if unix_nano else None
 
 
-def _histogram_values(name: str, kind: str, data_point: Any) -> list[tuple[str, Any]]:
-    values = [(f"{name}.count", data_point.count)]
+def _histogram_values(name: str, kind: str, data_point: Any) -> list[tuple[str, Any, bool]]:
+    """Each value's name, the value, and whether it is a count."""
+    values = [(f"{name}.count", data_point.count, True)]
     if kind == "summary" or data_point.HasField("sum"):
-        values.append((f"{name}.sum", data_point.sum))
+        values.append((f"{name}.sum", data_point.sum, False))
     return values
 
 

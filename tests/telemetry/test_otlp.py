@@ -81,8 +81,8 @@ def _export_metrics(url: str, compression: Compression | None = None) -> None:
 
     meter.create_counter("orders", unit="1").add(3, {"region": "eu"})
     meter.create_gauge("queue.depth").set(17, {"queue": "payments"})
-    latency = meter.create_histogram("latency", unit="ms")
-    for value in (10.0, 20.0, 60.0):
+    latency = meter.create_histogram("latency", unit="s")  # converted to ms, but not its count
+    for value in (0.25, 0.5, 0.25):
         latency.record(value)
     provider.shutdown()  # exports once more, now, and stops the reader
 
@@ -102,7 +102,7 @@ async def test_sdk_metrics_become_metric_points(otlp_service):
     assert orders["attributes"]["telemetry.sdk.language"] == "python"
     assert _series(analysis, "queue.depth")["last_value"] == 17.0
     assert _series(analysis, "latency.count")["last_value"] == 3.0
-    assert _series(analysis, "latency.sum")["last_value"] == 90.0
+    assert _series(analysis, "latency.sum")["last_value"] == 1000.0
 
 
 def _export_trace(url: str) -> str:
