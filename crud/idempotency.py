@@ -118,7 +118,9 @@ class IdempotencyStore:
             raise Problem(
                 422,
                 "This Idempotency-Key was used with a different request.",
-                errors=[{"field": "Idempotency-Key", "message": "reused with another body"}],
+                errors=[
+                    {"field": "Idempotency-Key", "message": "reused for another request or caller"}
+                ],
             )
         if row["status_code"] is None:
             raise Problem(

@@ -131,6 +131,9 @@ def test_idempotent_create_writes_once(api: httpx.Client) -> None:
     other = api.post(CHANNELS, json={"name": name, "channel_type": "slack"}, headers=key)
     assert other.status_code == 422
     assert other.json()["detail"] == "This Idempotency-Key was used with a different request."
+    assert other.json()["errors"] == [
+        {"field": "Idempotency-Key", "message": "reused for another request or caller"}
+    ]
 
 
 def test_idempotent_crud_create_writes_once(api: httpx.Client) -> None:
