@@ -66,7 +66,9 @@ class Pipeline:
 
     @property
     def ready(self) -> bool:
-        return self._worker is not None and not self._worker.done()
+        """Running and taking points: not from the moment shutdown begins, so that a readiness
+        probe sends no more traffic here while the queue drains."""
+        return self.collector.accepting and self._worker is not None and not self._worker.done()
 
     async def start(self) -> None:
         if self._worker is not None:

@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 
+from service.settings import Settings
+from telemetry.pipeline import Pipeline
 from tests.middleware_server import MiddlewareServer
 
 HOUR_AGO = int(time.time()) - 3600
@@ -113,3 +115,15 @@ def test_sigterm_refuses_new_points_drains_the_queue_and_logs_zero_left(tmp_path
         f"(accepted {2 * BATCH + 1}, processed {2 * BATCH + 1})."
     )
     assert expected in _events(server)
+
+
+async def test_the_pipeline_is_not_ready_from_the_moment_it_refuses_new_points(tmp_path: Path):
+    pipeline = Pipeline(Settings(data_dir=tmp_path))
+    before = pipeline.ready
+    await pipeline.start()
+    started = pipeline.ready
+    pipeline.refuse_new()  # as the SIGTERM handler does, before the queue drains
+    refusing = pipeline.ready
+    await pipeline.stop(drain_timeout=5)
+
+    assert (before, started, refusing, pipeline.ready) == (False, True, False, False)
