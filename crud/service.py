@@ -98,8 +98,6 @@ class CrudService:
         if not isinstance(fields, dict):
             return
         operation, entity_type = fields.get("operation"), fields.get("entity_type")
-        if not isinstance(operation, str) or not isinstance(entity_type, str):
-            return  # any JSON may stand here, lists included, which a set cannot look up
         if operation not in WRITE_NAMES or entity_type not in self._registry.entity_types:
             return
         entity_id = fields.get("entity_id")
