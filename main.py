@@ -21,7 +21,6 @@ from crud.idempotency import IdempotencyStore
 from crud.read_route import EntityReadRoute
 from crud.registry import EntityRegistry
 from crud.rest import router as rest_router
-from crud.routes import audit_invalid_envelope
 from crud.routes import router as crud_router
 from crud.service import CrudService
 from django_integration.api_client import BackendClient
@@ -91,7 +90,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.cache = cache
     app.state.idempotency = IdempotencyStore(database, ttl_seconds=settings.idempotency_ttl_seconds)
     app.state.crud = CrudService(client, registry, audit, cache)
-    app.state.on_invalid_body = audit_invalid_envelope
     app.state.pipeline = pipeline
     backend_for_alerts = client if settings.telemetry_alerts_to_backend else None
     alert_sink = AlertSink(

@@ -51,11 +51,6 @@ async def _one(
 ) -> dict[str, Any]:
     try:
         request = _parse(default_type, index, item)
-    except Problem as problem:
-        fields = {"entity_type": default_type, **item} if isinstance(item, dict) else item
-        await service.record_invalid_write(fields, caller)
-        return {"status": problem.status, "error": problem.body()}
-    try:
         result = await service.execute(request, caller, conflict_status=conflict_status)
     except Problem as problem:
         return {"status": problem.status, "error": problem.body()}
@@ -66,7 +61,7 @@ async def _one(
 
 
 def _parse(default_type: str | None, index: int, item: Any) -> CrudRequest:
-    # Such an item names no operation, so it is not on the audit trail.
+    # Like an envelope that fails validation, such an item names no operation to audit.
     if not isinstance(item, dict):
         raise Problem(
             422,

@@ -41,16 +41,6 @@ async def crud(body: CrudRequest, request: Request) -> Response:
     return await idempotent(request, body.model_dump(mode="json"), run)
 
 
-async def audit_invalid_envelope(request: Request, body: Any) -> None:
-    """Called with any body that failed validation: a `/crud` write on a known entity type goes
-    on the audit trail as a refused attempt (422), as one refused by the entity's rules does."""
-    route = request.scope.get("route")
-    if getattr(route, "path", None) != "/crud":
-        return
-    service: CrudService = request.app.state.crud
-    await service.record_invalid_write(body, caller_of(request))
-
-
 @router.get("/crud/entities", tags=["crud"], summary="Entity types, their fields and filters")
 async def entities(request: Request) -> dict[str, Any]:
     registry = request.app.state.registry

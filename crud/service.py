@@ -30,7 +30,7 @@ from service.problems import Problem
 from .audit import AuditEntry, AuditTrail, AuditUnavailable, field_changes
 from .cache import CachedAnswer, CacheStatus, ReadCache
 from .locking import EntityLocks
-from .models import WRITES, CrudRequest, Operation
+from .models import CrudRequest, Operation
 from .query import list_params
 from .registry import EntityRegistry, EntitySchema
 from .validation import check_query, check_write
@@ -40,7 +40,6 @@ logger = logging.getLogger(__name__)
 ENTITY_ID = re.compile(r"[A-Za-z0-9-]+")
 SERVE_STALE_ON = (BackendUnavailable, BackendTimeout, BackendFailed)
 STALE_WARNING = '110 - "Response is stale"'
-WRITE_NAMES = frozenset(operation.value for operation in WRITES)
 
 
 @dataclass(frozen=True)
@@ -91,29 +90,6 @@ class CrudService:
             check_query(schema, request)
             return await self._cached_read(schema, request, caller)
         return await self._audited_write(schema, request, caller, conflict_status)
-
-    async def record_invalid_write(self, fields: Any, caller: Caller) -> None:
-        """A write whose envelope failed validation (422) is a refused attempt all the same: on
-        the trail when it names a write and an entity type the registry knows."""
-        if not isinstance(fields, dict):
-            return
-        operation, entity_type = fields.get("operation"), fields.get("entity_type")
-        if operation not in WRITE_NAMES or entity_type not in self._registry.entity_types:
-            return
-        entity_id = fields.get("entity_id")
-        entry = AuditEntry(
-            actor=caller.actor,
-            operation=operation,
-            entity_type=entity_type,
-            # Only an id that could name an entity; the trail's column takes 100 characters.
-            entity_id=entity_id if _plain_id(entity_id) else None,
-            changes={},
-            status_code=422,
-            request_id=caller.request_id,
-            client_address=caller.client_address,
-            user_agent=caller.user_agent,
-        )
-        await self._record(entry)
 
     async def _authorize(self, request: CrudRequest, caller: Caller) -> None:
         """403, on the audit trail, for an operation the caller's scopes do not allow."""
@@ -296,10 +272,6 @@ class CrudService:
             logger.exception(
                 "audit entry could not be recorded; replay it from here: %s", entry.row()
             )
-
-
-def _plain_id(value: Any) -> bool:
-    return isinstance(value, str) and len(value) <= 100 and ENTITY_ID.fullmatch(value) is not None
 
 
 def _entry_for(request: CrudRequest, caller: Caller) -> AuditEntry:

@@ -159,10 +159,6 @@ async def _handle_validation(request: Request, exc: Exception) -> JSONResponse:
             "The request failed validation.",
             errors=field_errors_from_pydantic(list(raw)),
         )
-        # A refused write is audited even when its envelope is what failed (crud.routes).
-        on_invalid_body = getattr(request.app.state, "on_invalid_body", None)
-        if on_invalid_body is not None:
-            await on_invalid_body(request, exc.body)
     return problem_response(problem, request)
 
 
