@@ -101,9 +101,15 @@ class CrudRequest(BaseModel):
     # Strict: lax parsing takes `true` as version 1 and "2" as 2, turning a caller's mistake
     # into a write conditional on a version they never named.
     version: int | None = Field(None, ge=1, strict=True)
-    include_inactive: bool = False
-    hard: bool = Field(False, description="delete: remove the row instead of deactivating it")
-    replace: bool = Field(False, description="update: replace every field (PUT) instead of PATCH")
+    # Strict, as `version`: lax parsing takes "yes" or 1 as true, and a hard delete must be asked
+    # for in so many words.
+    include_inactive: bool = Field(False, strict=True)
+    hard: bool = Field(
+        False, strict=True, description="delete: remove the row instead of deactivating it"
+    )
+    replace: bool = Field(
+        False, strict=True, description="update: replace every field (PUT) instead of PATCH"
+    )
 
     @model_validator(mode="after")
     def _fields_fit_operation(self) -> CrudRequest:

@@ -339,6 +339,39 @@ def test_bulk_items_must_be_a_list_of_1_to_1000(
 
 
 @pytest.mark.parametrize(
+    ("switch", "value"),
+    [("hard", "yes"), ("hard", 1), ("include_inactive", "true"), ("replace", "1")],
+)
+def test_switches_must_be_json_booleans(api: httpx.Client, switch: str, value: object) -> None:
+    created = crud(
+        api,
+        operation="create",
+        entity_type="notification.channels",
+        data={"name": unique("switch"), "channel_type": "email"},
+    ).json()["data"]
+    operation = {"hard": "delete", "include_inactive": "read", "replace": "update"}[switch]
+    body = {
+        "operation": operation,
+        "entity_type": "notification.channels",
+        "entity_id": created["id"],
+        switch: value,
+    }
+    if operation == "update":
+        body["data"] = {"name": unique("switch"), "channel_type": "email"}
+
+    refused = api.post("/crud", json=body)
+    still_there = crud(
+        api, operation="read", entity_type="notification.channels", entity_id=created["id"]
+    )
+
+    assert (refused.status_code, refused.json()["errors"]) == (
+        422,
+        [{"field": switch, "message": "Input should be a valid boolean"}],
+    )
+    assert (still_there.status_code, still_there.json()["data"]["version"]) == (200, 1)
+
+
+@pytest.mark.parametrize(
     ("version", "message"),
     [
         (True, "Input should be a valid integer"),
