@@ -99,7 +99,7 @@ async def get_anomalies(
     return {"items": [_render(item) for item in found]}
 
 
-@router.get("/analysis")
+@router.get("/analysis", dependencies=QUERY_TEXT)
 async def get_analysis(request: Request, limit: Limit = 100) -> dict[str, Any]:
     pipeline = pipeline_of(request)
     analyzer = pipeline.analyzer

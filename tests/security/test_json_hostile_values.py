@@ -289,6 +289,7 @@ def test_query_text_that_is_not_utf_8_is_422_naming_the_parameter(api, url, fiel
         ("/audit?actor=a&%61ctor=b", "actor"),  # the same name, percent-encoded
         ("/telemetry/anomalies?name=cpu&limit=5&name=mem", "name"),
         ("/telemetry/alerts?state=firing&state=pending", "state"),
+        ("/telemetry/analysis?limit=1&limit=5000", "limit"),
         ("/api/core/configurations/?key=a&key=b", "key"),
     ],
 )
