@@ -21,6 +21,16 @@ def crud(api: httpx.Client, **body) -> httpx.Response:
     return api.post("/crud", json=body)
 
 
+def new_channel(api: httpx.Client, prefix: str) -> dict:
+    """A fresh email channel through /crud, at version 1."""
+    return crud(
+        api,
+        operation="create",
+        entity_type="notification.channels",
+        data={"name": unique(prefix), "channel_type": "email"},
+    ).json()["data"]
+
+
 # entity type, data to create it, a field and value to update it with
 ENTITIES = [
     ("notification.channels", {"channel_type": "slack"}, ("rate_limit_per_hour", 30)),
@@ -335,7 +345,7 @@ def test_bulk_items_must_be_a_list_of_1_to_1000(
     assert response.json()["errors"] == [{"field": "items", "message": message}]
 
 
-# --- version is a strict integer ---------------------------------------------------------------
+# --- switches and version are strict ----------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -343,12 +353,7 @@ def test_bulk_items_must_be_a_list_of_1_to_1000(
     [("hard", "yes"), ("hard", 1), ("include_inactive", "true"), ("replace", "1")],
 )
 def test_switches_must_be_json_booleans(api: httpx.Client, switch: str, value: object) -> None:
-    created = crud(
-        api,
-        operation="create",
-        entity_type="notification.channels",
-        data={"name": unique("switch"), "channel_type": "email"},
-    ).json()["data"]
+    created = new_channel(api, "switch")
     operation = {"hard": "delete", "include_inactive": "read", "replace": "update"}[switch]
     body = {
         "operation": operation,
@@ -384,12 +389,7 @@ def test_switches_must_be_json_booleans(api: httpx.Client, switch: str, value: o
 def test_version_must_be_an_integer_from_1(
     api: httpx.Client, version: object, message: str
 ) -> None:
-    created = crud(
-        api,
-        operation="create",
-        entity_type="notification.channels",
-        data={"name": unique("ver"), "channel_type": "email"},
-    ).json()["data"]
+    created = new_channel(api, "ver")
     update = {
         "operation": "update",
         "entity_type": "notification.channels",
@@ -425,12 +425,7 @@ def test_version_must_be_an_integer_from_1(
 
 
 def test_if_match_still_reaches_the_version_as_an_integer(api: httpx.Client) -> None:
-    created = crud(
-        api,
-        operation="create",
-        entity_type="notification.channels",
-        data={"name": unique("ifm"), "channel_type": "email"},
-    ).json()["data"]
+    created = new_channel(api, "ifm")
     url = f"/api/notification/channels/{created['id']}/"
 
     updated = api.patch(url, json={"rate_limit_per_hour": 5}, headers={"If-Match": '"1"'})

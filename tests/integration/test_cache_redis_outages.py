@@ -32,6 +32,24 @@ from tests.integration.redis_cache import (
 from tests.loopback import free_port
 
 
+def logged_heads(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
+    """Each record's level and message, up to the cause in parentheses."""
+    return [(record.levelname, record.getMessage().split(" (")[0]) for record in caplog.records]
+
+
+def one_outage_logged(where: str) -> list[tuple[str, str]]:
+    """What an instance logs through one outage in which it invalidated DEVICES."""
+    return [
+        ("WARNING", f"{where} is unreachable"),
+        (
+            "WARNING",
+            "Could not invalidate inventory.devices in the Redis cache; it is sent when Redis "
+            "answers again.",
+        ),
+        ("INFO", f"{where} answers again."),
+    ]
+
+
 async def test_an_invalidation_made_during_an_outage_is_sent_when_redis_returns(
     caches: CacheFactory, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -60,16 +78,7 @@ async def test_an_invalidation_made_during_an_outage_is_sent_when_redis_returns(
     assert (back[0].body["data"]["by"], back[1]) == ("back", CacheStatus.MISS)
     assert (seen_by_other[0].body["data"]["by"], seen_by_other[1]) == ("back", CacheStatus.HIT)
     where = f"Redis cache at 127.0.0.1:{proxy.port}/0"
-    logged = [(record.levelname, record.getMessage()) for record in caplog.records]
-    assert [(level, message.split(" (")[0]) for level, message in logged] == [
-        ("WARNING", f"{where} is unreachable"),
-        (
-            "WARNING",
-            "Could not invalidate inventory.devices in the Redis cache; it is sent when Redis "
-            "answers again.",
-        ),
-        ("INFO", f"{where} answers again."),
-    ]
+    assert logged_heads(caplog) == one_outage_logged(where)
 
 
 async def test_an_instance_that_read_during_an_outage_never_goes_back_in_time(
@@ -129,16 +138,7 @@ async def test_an_unsent_invalidation_reaches_the_others_without_a_request(
     assert waited < RESEND_MAX_PAUSE
     assert (backend.calls, writer.store.resending) == (2, False)
     where = f"Redis cache at 127.0.0.1:{proxy.port}/0"
-    logged = [(record.levelname, record.getMessage().split(" (")[0]) for record in caplog.records]
-    assert logged == [
-        ("WARNING", f"{where} is unreachable"),
-        (
-            "WARNING",
-            "Could not invalidate inventory.devices in the Redis cache; it is sent when Redis "
-            "answers again.",
-        ),
-        ("INFO", f"{where} answers again."),
-    ]
+    assert logged_heads(caplog) == one_outage_logged(where)
 
 
 async def test_the_resender_backs_off_while_redis_is_gone_and_stops_once_it_has_sent(
